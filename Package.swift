@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Numeric code must be compiled for a real CPU target: without it, SIMD fused multiply-add lowers to a libm
+/// call per lane (see DESIGN §3). Zen 4 machines (these and CI) support x86-64-v4 (AVX-512).
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-Ounchecked", "-wmo"])
+]
+
+let package = Package(
+    name: "Seed",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "seed", targets: ["seed"]),
+        .library(name: "SeedEngine", targets: ["SeedEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "SeedTensor", swiftSettings: numericSettings),
+        .target(name: "SeedKernels", dependencies: ["SeedTensor", "CBLAS"], swiftSettings: numericSettings),
+        .target(name: "SeedFormats", dependencies: ["SeedTensor"], swiftSettings: numericSettings),
+        .target(name: "SeedTokenizers", dependencies: ["SeedFormats"]),
+        .target(name: "SeedModels", dependencies: ["SeedKernels", "SeedFormats"], swiftSettings: numericSettings),
+        .target(
+            name: "SeedEngine",
+            dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "seed",
+            dependencies: ["SeedEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor"]),
+        .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels"]),
+        .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats"]),
+        .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers"]),
+        .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine"]),
+        .testTarget(name: "SeedCLITests", dependencies: ["SeedEngine"]),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef SEED_CBLAS_SHIM_H
+#define SEED_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

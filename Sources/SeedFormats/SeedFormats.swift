@@ -1,0 +1,1 @@
+// SeedFormats module.

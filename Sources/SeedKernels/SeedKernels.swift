@@ -1,0 +1,1 @@
+// SeedKernels module.
