@@ -4,7 +4,7 @@ import PackageDescription
 /// Numeric code must be compiled for a real CPU target: without it, SIMD fused multiply-add lowers to a libm
 /// call per lane (see DESIGN §3). Zen 4 machines (these and CI) support x86-64-v4 (AVX-512).
 let numericSettings: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-Ounchecked", "-wmo"])
+    .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-O"])
 ]
 
 let package = Package(
