@@ -33,11 +33,12 @@ let package = Package(
             name: "seed",
             dependencies: ["SeedEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor"]),
-        .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels"]),
-        .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats"]),
-        .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers"]),
-        .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine"]),
-        .testTarget(name: "SeedCLITests", dependencies: ["SeedEngine"]),
+        .target(name: "SeedTestSupport", path: "Tests/Support"),
+        .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor", "SeedTestSupport"]),
+        .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels", "SeedTestSupport"]),
+        .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats", "SeedTestSupport"]),
+        .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
+        .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
+        .testTarget(name: "SeedCLITests", dependencies: ["SeedEngine", "SeedTestSupport"]),
     ]
 )

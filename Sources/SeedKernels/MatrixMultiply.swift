@@ -1,0 +1,259 @@
+import CBLAS
+import SeedTensor
+
+/// A weight matrix `[rows, columns]` in one of GGML's storage formats: row `r` holds the weights of output `r`,
+/// contiguous, `rowBytes` apart. The memory is borrowed (usually a memory-mapped model file) and must outlive it.
+public struct WeightMatrix: @unchecked Sendable {
+    // @unchecked Sendable: the pointer refers to read-only, immutable weight memory.
+
+    /// Storage format of the weights.
+    public let type: GGMLType
+    /// Number of outputs.
+    public let rows: Int
+    /// Number of inputs (the reduction length).
+    public let columns: Int
+    /// Start of row 0.
+    public let data: UnsafeRawPointer
+    /// Bytes from one row to the next.
+    public let rowBytes: Int
+
+    /// Wraps `data` as a `[rows, columns]` matrix of `type`; fails if the format cannot be multiplied or `columns`
+    /// is not a whole number of the format's blocks.
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer) throws(KernelError) {
+        guard rows > 0, columns > 0 else { throw .invalidShape("matrix [\(rows), \(columns)]") }
+        guard columns % type.blockSize == 0 else {
+            throw .invalidShape("\(columns) columns is not a multiple of \(type.name)'s block size \(type.blockSize)")
+        }
+        guard MatrixMultiplier.isSupported(type) else { throw .unsupportedType(type.name) }
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        self.data = data
+        self.rowBytes = columns / type.blockSize * type.typeSize
+    }
+
+    /// The start of row `r`.
+    @inline(__always)
+    public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+}
+
+/// Errors raised by kernels when given shapes or formats they cannot work on.
+public enum KernelError: Error, Equatable, CustomStringConvertible {
+    case invalidShape(String)
+    case unsupportedType(String)
+
+    public var description: String {
+        switch self {
+        case .invalidShape(let what): "invalid shape: \(what)"
+        case .unsupportedType(let name): "tensor type \(name) is not supported by the matrix kernels"
+        }
+    }
+}
+
+/// Multiplies activations by weight matrices in any supported GGML format, using a worker pool.
+///
+/// Small batches (decode) decode each weight block once and apply it to every token in registers; larger batches
+/// (prompt processing) dequantize tiles of rows to float32 and hand them to OpenBLAS's sgemm, one tile per thread.
+/// Owns per-thread scratch memory, so one multiplier must not be used by two callers at once.
+public final class MatrixMultiplier: @unchecked Sendable {
+    // @unchecked Sendable: scratch buffers are indexed by pool thread; callers serialise use (documented above).
+
+    /// The pool that runs the work.
+    public let pool: WorkerPool
+    /// Batches of at least this many tokens go through the dequantize + sgemm path.
+    public var gemmThreshold = 8
+
+    private let tileRows = 64
+    private var scratch: [UnsafeMutablePointer<Float>] = []
+    private var scratchColumns = 0
+
+    /// Formats the kernels can multiply. Formats with 32-element blocks have fused kernels; the rest (K-quants) are
+    /// dequantized row by row.
+    public static func isSupported(_ type: GGMLType) -> Bool {
+        switch type {
+        case .f32, .f16, .bf16, .q4_0, .q4_1, .q8_0: true
+        default: type.isSupported
+        }
+    }
+
+    /// A multiplier that runs on `pool`.
+    public init(pool: WorkerPool) {
+        self.pool = pool
+        CBLASThreads.setSingleThreaded()
+    }
+
+    deinit {
+        for buffer in scratch { buffer.deallocate() }
+    }
+
+    private func reserveScratch(columns: Int) {
+        if columns <= scratchColumns && scratch.count == pool.threadCount { return }
+        for buffer in scratch { buffer.deallocate() }
+        scratchColumns = max(columns, scratchColumns)
+        scratch = (0..<pool.threadCount).map { _ in
+            UnsafeMutablePointer<Float>.allocate(capacity: tileRows * scratchColumns)
+        }
+    }
+
+    /// `y[t, r] = sum_c w[r, c] * x[t, c]` for every token `t` and row `r`.
+    ///
+    /// - Parameters:
+    ///   - w: weights `[rows, columns]`.
+    ///   - x: activations `[tokens, columns]`, rows `xStride` floats apart.
+    ///   - y: output `[tokens, rows]`, rows `yStride` floats apart.
+    public func multiply(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int,
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil
+    ) {
+        let xs = xStride ?? w.columns
+        let ys = yStride ?? w.rows
+        if tokens >= gemmThreshold {
+            multiplyByTiles(w, x, xs, tokens, y, ys)
+            return
+        }
+        switch w.type {
+        case .q4_1: multiplySmall(Q4_1Decoder.self, w, x, xs, tokens, y, ys)
+        case .q8_0: multiplySmall(Q8_0Decoder.self, w, x, xs, tokens, y, ys)
+        case .q4_0: multiplySmall(Q4_0Decoder.self, w, x, xs, tokens, y, ys)
+        case .f32 where w.columns % 32 == 0: multiplySmall(F32Decoder.self, w, x, xs, tokens, y, ys)
+        case .f16 where w.columns % 32 == 0: multiplySmall(F16Decoder.self, w, x, xs, tokens, y, ys)
+        case .bf16 where w.columns % 32 == 0: multiplySmall(BF16Decoder.self, w, x, xs, tokens, y, ys)
+        default: multiplyByTiles(w, x, xs, tokens, y, ys)
+        }
+    }
+
+    // MARK: Small batches: fused decode and dot product.
+
+    private func multiplySmall<D: Block32Decoder>(
+        _ decoder: D.Type, _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ys: Int
+    ) {
+        let blocks = w.columns / 32
+        pool.parallelRanges(w.rows, minimumChunk: 16, chunksPerThread: 8) { rows in
+            for r in rows {
+                let row = w.row(r)
+                var t = 0
+                while t + 4 <= tokens {
+                    let d = dot4(D.self, row, blocks, x + t * xs, xs)
+                    y[t * ys + r] = d.0
+                    y[(t + 1) * ys + r] = d.1
+                    y[(t + 2) * ys + r] = d.2
+                    y[(t + 3) * ys + r] = d.3
+                    t += 4
+                }
+                while t < tokens {
+                    y[t * ys + r] = dot1(D.self, row, blocks, x + t * xs)
+                    t += 1
+                }
+            }
+        }
+    }
+
+    // MARK: Large batches: dequantize a tile of rows, then sgemm.
+
+    private func multiplyByTiles(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ys: Int
+    ) {
+        reserveScratch(columns: w.columns)
+        let tiles = (w.rows + tileRows - 1) / tileRows
+        let scratch = self.scratch
+        let tileRows = self.tileRows
+        pool.parallelFor(tiles) { tile, thread in
+            let r0 = tile * tileRows
+            let n = min(tileRows, w.rows - r0)
+            let buffer = scratch[thread]
+            dequantizeRows(w, from: r0, count: n, into: buffer)
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.columns),
+                1, x, Int32(xs), buffer, Int32(w.columns), 0, y + r0, Int32(ys))
+        }
+    }
+}
+
+/// Dequantizes rows `from ..< from + count` of `w` into `out` (`[count, w.columns]` float32).
+public func dequantizeRows(_ w: WeightMatrix, from: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+    switch w.type {
+    case .q4_1: decodeRows(Q4_1Decoder.self, w, from, count, out)
+    case .q8_0: decodeRows(Q8_0Decoder.self, w, from, count, out)
+    case .q4_0: decodeRows(Q4_0Decoder.self, w, from, count, out)
+    case .f32:
+        (out).update(from: w.row(from).assumingMemoryBound(to: Float.self), count: count * w.columns)
+    default:
+        for r in 0..<count {
+            do {
+                try dequantize(w.type, from: w.row(from + r), count: w.columns, into: out + r * w.columns)
+            } catch {
+                // Unreachable: WeightMatrix.init only admits formats that dequantize.
+                (out + r * w.columns).update(repeating: .nan, count: w.columns)
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func decodeRows<D: Block32Decoder>(
+    _: D.Type, _ w: WeightMatrix, _ from: Int, _ count: Int, _ out: UnsafeMutablePointer<Float>
+) {
+    let blocks = w.columns / 32
+    let o = UnsafeMutableRawPointer(out)
+    for r in 0..<count {
+        let row = w.row(from + r)
+        let base = r * w.columns * 4
+        for b in 0..<blocks {
+            let (a, c) = D.decode(row + b * D.bytesPer32)
+            o.storeBytes(of: a, toByteOffset: base + b * 128, as: SIMD16<Float>.self)
+            o.storeBytes(of: c, toByteOffset: base + b * 128 + 64, as: SIMD16<Float>.self)
+        }
+    }
+}
+
+@inline(__always)
+private func dot1<D: Block32Decoder>(
+    _: D.Type, _ row: UnsafeRawPointer, _ blocks: Int, _ x: UnsafePointer<Float>
+) -> Float {
+    let xr = UnsafeRawPointer(x)
+    var a0 = SIMD16<Float>()
+    var a1 = SIMD16<Float>()
+    for b in 0..<blocks {
+        let (w0, w1) = D.decode(row + b * D.bytesPer32)
+        a0 = a0.addingProduct(w0, xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self))
+        a1 = a1.addingProduct(w1, xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self))
+    }
+    return (a0 + a1).sum()
+}
+
+@inline(__always)
+private func dot4<D: Block32Decoder>(
+    _: D.Type, _ row: UnsafeRawPointer, _ blocks: Int, _ x: UnsafePointer<Float>, _ xs: Int
+) -> (Float, Float, Float, Float) {
+    let x0 = UnsafeRawPointer(x)
+    let x1 = UnsafeRawPointer(x + xs)
+    let x2 = UnsafeRawPointer(x + 2 * xs)
+    let x3 = UnsafeRawPointer(x + 3 * xs)
+    var a0 = SIMD16<Float>()
+    var a1 = SIMD16<Float>()
+    var a2 = SIMD16<Float>()
+    var a3 = SIMD16<Float>()
+    for b in 0..<blocks {
+        let (w0, w1) = D.decode(row + b * D.bytesPer32)
+        let o = b * 128
+        a0 = a0.addingProduct(w0, x0.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
+        a0 = a0.addingProduct(w1, x0.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+        a1 = a1.addingProduct(w0, x1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
+        a1 = a1.addingProduct(w1, x1.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+        a2 = a2.addingProduct(w0, x2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
+        a2 = a2.addingProduct(w1, x2.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+        a3 = a3.addingProduct(w0, x3.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
+        a3 = a3.addingProduct(w1, x3.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+    }
+    return (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+}
+
+/// Keeps OpenBLAS single-threaded: parallelism comes from the worker pool, which calls sgemm on separate tiles.
+public enum CBLASThreads {
+    /// Sets OpenBLAS to one thread (idempotent).
+    public static func setSingleThreaded() {
+        openblas_set_num_threads(1)
+    }
+}

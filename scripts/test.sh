@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh Debian machine, then runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/fetch-models.sh >/dev/null
+swift build --build-tests
+swift test --skip-build "$@"
