@@ -94,7 +94,7 @@ extension BPETokenizer {
                 value = 0xFFFD
             }
             workspace.scalars.append(value)
-            workspace.classes.append(ScalarClass.of(value))
+            workspace.classes.append(PreTokenizerScalarClass.of(value))
             workspace.byteOffsets.append(i)
             i += length
         }

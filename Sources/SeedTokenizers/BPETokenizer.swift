@@ -1,24 +1,5 @@
 import Synchronization
 
-/// llama.cpp's token types (`tokenizer.ggml.token_type`).
-public enum TokenType: Int32, Sendable, CaseIterable {
-    /// Not set by the converter; treated like `normal`.
-    case undefined = 0
-    /// An ordinary byte-level BPE token.
-    case normal = 1
-    /// The unknown token; decodes to its text like a control token.
-    case unknown = 2
-    /// A control token such as `<|im_start|>`: matched in raw text only when parsing special tokens, and omitted
-    /// from decoded text when skipping special tokens.
-    case control = 3
-    /// A user-defined (added, non-special) token: always matched in raw text, always decoded as its text.
-    case userDefined = 4
-    /// An unused slot; decodes to its text like a control token.
-    case unused = 5
-    /// A raw byte token written `<0xAB>`; decodes to that byte.
-    case byte = 6
-}
-
 /// A byte-level BPE tokenizer (GPT-2 style), compatible with llama.cpp's `tokenizer.ggml.model = "gpt2"`.
 ///
 /// Encoding: special tokens are cut out of the raw text first (longest first); the remaining text is split by the
@@ -42,9 +23,8 @@ public final class BPETokenizer: Sendable {
     public let addBOS: Bool
     /// Whether `encode(_:addSpecial:parseSpecial:)` appends the EOS token when `addSpecial` is true.
     public let addEOS: Bool
-    /// Ids that end generation: the EOS token plus every control token named `<|im_end|>`, `<|endoftext|>`,
-    /// `<|eot_id|>`, `<end_of_turn>`, `<|end|>`, `<|eom_id|>`, `<EOT>`, `<|end_of_text|>`, `<end_of_utterance>`,
-    /// `<|return|>` or `<|call|>` present in the vocabulary.
+    /// Ids that end generation: the EOS token plus every control token of the vocabulary whose text is one of
+    /// ``endOfGenerationTokenTexts`` (`<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, `<end_of_turn>`, ...).
     public let endOfGenerationIDs: Set<Int>
 
     /// Texts of the tokens that mark the end of a turn or of generation in common chat formats.
@@ -253,6 +233,27 @@ public final class BPETokenizer: Sendable {
         }
         if skipSpecial && skippable[id] { return }
         bytes.append(contentsOf: decodedBytes[Int(decodedOffsets[id])..<Int(decodedOffsets[id + 1])])
+    }
+}
+
+extension BPETokenizer {
+    /// llama.cpp's token types (`tokenizer.ggml.token_type`).
+    public enum TokenType: Int32, Sendable, CaseIterable {
+        /// Not set by the converter; treated like `normal`.
+        case undefined = 0
+        /// An ordinary byte-level BPE token.
+        case normal = 1
+        /// The unknown token; decodes to its text like a control token.
+        case unknown = 2
+        /// A control token such as `<|im_start|>`: matched in raw text only when parsing special tokens, and omitted
+        /// from decoded text when skipping special tokens.
+        case control = 3
+        /// A user-defined (added, non-special) token: always matched in raw text, always decoded as its text.
+        case userDefined = 4
+        /// An unused slot; decodes to its text like a control token.
+        case unused = 5
+        /// A raw byte token written `<0xAB>`; decodes to that byte.
+        case byte = 6
     }
 }
 

@@ -11,9 +11,9 @@
 ///   scalar is split off on its own, then the GPT-2 expression is applied to the rest.
 /// - `gpt2` (also `gpt-2`, `phi-2`, `mpt`, `olmo`):
 ///   `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
-/// - `llama3` (also `llama-bpe`, `llama-v3`):
-///   `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
-///   and a piece that is already a whole vocabulary token is not merged further (llama.cpp's `ignore_merges`).
+/// - `llama3` (also `llama-bpe`, `llama-v3`): `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|`
+///   ` ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`, and a
+///   piece that is already a whole vocabulary token is not merged further (llama.cpp's `ignore_merges`).
 /// - `qwen2` (also `deepseek-r1-qwen`, `stablelm2`): the Llama-3 expression with `\p{N}` instead of `\p{N}{1,3}`.
 /// - `default`: llama.cpp's fallback: `[\p{P}\$\+<=>\^~\|]+`, then GPT-2, then `\p{N}+`, then `[0-9][0-9][0-9]`.
 public struct PreTokenizer: Sendable, Equatable {
@@ -76,7 +76,7 @@ public struct PreTokenizer: Sendable, Equatable {
     /// itself works on scalar buffers without building strings.
     public func split(_ text: String) -> [String] {
         let scalars = text.unicodeScalars.map(\.value)
-        let classes = scalars.map(ScalarClass.of)
+        let classes = scalars.map(PreTokenizerScalarClass.of)
         var ends: [Int] = []
         var scratch: [Int] = []
         scalars.withUnsafeBufferPointer { scalarBuffer in
@@ -99,7 +99,8 @@ public struct PreTokenizer: Sendable, Equatable {
     }
 
     /// Computes the exclusive end index of every piece of `scalars` (in order; the first piece starts at 0).
-    /// `classes[i]` must be `ScalarClass.of(scalars[i])`. `scratch` is working storage that callers may reuse.
+    /// `classes[i]` must be `PreTokenizerScalarClass.of(scalars[i])`. `scratch` is working storage that callers may
+    /// reuse.
     func pieceEnds(
         scalars: UnsafeBufferPointer<UInt32>, classes: UnsafeBufferPointer<UInt8>,
         into ends: inout [Int], scratch: inout [Int]
@@ -112,7 +113,7 @@ public struct PreTokenizer: Sendable, Equatable {
             ends.removeAll(keepingCapacity: true)
             var start = 0
             for end in scratch {
-                let scanner = Scanner(scalars: scalars, classes: classes, end: end)
+                let scanner = PreTokenizerScanner(scalars: scalars, classes: classes, end: end)
                 switch stage {
                 case .eachNumber, .numberRuns, .punctuationRuns, .asciiDigitTriples:
                     scanner.splitMatches(stage, from: start, into: &ends)
@@ -128,7 +129,7 @@ public struct PreTokenizer: Sendable, Equatable {
 }
 
 /// Character classes used by the pre-tokenizer expressions, as bit flags.
-enum ScalarClass {
+enum PreTokenizerScalarClass {
     static let letter: UInt8 = 1
     static let number: UInt8 = 2
     static let whitespace: UInt8 = 4
@@ -170,7 +171,7 @@ enum ScalarClass {
 }
 
 /// Scans one piece `[start, end)` of a scalar buffer and appends the end index of each sub-piece.
-private struct Scanner {
+private struct PreTokenizerScanner {
     let scalars: UnsafeBufferPointer<UInt32>
     let classes: UnsafeBufferPointer<UInt8>
     let end: Int
@@ -178,12 +179,13 @@ private struct Scanner {
     private static let apostrophe: UInt32 = 0x27
     private static let space: UInt32 = 0x20
 
-    @inline(__always) private func isLetter(_ i: Int) -> Bool { classes[i] & ScalarClass.letter != 0 }
-    @inline(__always) private func isNumber(_ i: Int) -> Bool { classes[i] & ScalarClass.number != 0 }
-    @inline(__always) private func isSpace(_ i: Int) -> Bool { classes[i] & ScalarClass.whitespace != 0 }
+    @inline(__always) private func isLetter(_ i: Int) -> Bool { classes[i] & PreTokenizerScalarClass.letter != 0 }
+    @inline(__always) private func isNumber(_ i: Int) -> Bool { classes[i] & PreTokenizerScalarClass.number != 0 }
+    @inline(__always) private func isSpace(_ i: Int) -> Bool { classes[i] & PreTokenizerScalarClass.whitespace != 0 }
     /// `[^\s\p{L}\p{N}]`.
     @inline(__always) private func isOther(_ i: Int) -> Bool {
-        classes[i] & (ScalarClass.letter | ScalarClass.number | ScalarClass.whitespace) == 0
+        classes[i] & (PreTokenizerScalarClass.letter | PreTokenizerScalarClass.number
+            | PreTokenizerScalarClass.whitespace) == 0
     }
     @inline(__always) private func isNewline(_ i: Int) -> Bool { scalars[i] == 0x0A || scalars[i] == 0x0D }
 
@@ -237,7 +239,7 @@ private struct Scanner {
                 matchEnd = run(from: pos, isNumber)
             case .punctuationRuns:
                 matchEnd = run(from: pos) { i in
-                    if classes[i] & ScalarClass.punctuation != 0 { return true }
+                    if classes[i] & PreTokenizerScalarClass.punctuation != 0 { return true }
                     switch scalars[i] {
                     case 0x24, 0x2B, 0x3C, 0x3D, 0x3E, 0x5E, 0x7E, 0x7C: return true  // $ + < = > ^ ~ |
                     default: return false

@@ -21,7 +21,7 @@ struct SpecialTokenMatcher: Sendable {
     private let storage: [UInt8]
     let isEmpty: Bool
 
-    init(types: [TokenType], textIndex: TokenTextIndex) {
+    init(types: [BPETokenizer.TokenType], textIndex: TokenTextIndex) {
         var buckets = [[Candidate]](repeating: [], count: 256)
         var any = false
         for (index, type) in types.enumerated() {
@@ -59,7 +59,7 @@ struct SpecialTokenMatcher: Sendable {
                     guard parseSpecial || candidate.isAlwaysMatched, candidate.length <= text.count - position else {
                         continue
                     }
-                    if memcmpEqual(stored.baseAddress! + candidate.start, base + position, candidate.length) {
+                    if bytesEqual(stored.baseAddress! + candidate.start, base + position, candidate.length) {
                         occurrences.append((candidate.length, candidate.id, position))
                     }
                 }

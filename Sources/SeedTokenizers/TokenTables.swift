@@ -110,7 +110,7 @@ struct TokenTextIndex: Sendable {
         let length = Int(offsets[Int(id) + 1]) - start
         guard length == bytes.count else { return false }
         return storage.withUnsafeBytes { stored in
-            length == 0 || memcmpEqual(stored.baseAddress! + start, bytes.baseAddress!, length)
+            length == 0 || bytesEqual(stored.baseAddress! + start, bytes.baseAddress!, length)
         }
     }
 
@@ -148,7 +148,7 @@ struct TokenTextIndex: Sendable {
 
 /// Byte-wise equality of two raw memory ranges of `count` bytes.
 @inline(__always)
-func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
     var i = 0
     while i + 8 <= count {
         if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {

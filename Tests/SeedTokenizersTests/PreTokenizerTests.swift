@@ -1,5 +1,5 @@
 import Testing
-@testable import SeedTokenizers
+import SeedTokenizers
 
 /// Pre-tokenizer splits on hand-picked strings; expected pieces are derived by hand from each regular expression.
 @Suite struct PreTokenizerTests {

@@ -25,7 +25,7 @@ import Testing
 
     @Test func everyReferenceCaseEncodesToLlamaCppIDs() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        let cases = try loadTokenizerCases()
+        let cases = try loadTokenizerReferenceCases()
         #expect(cases.count == 43)
         for testCase in cases {
             let ids = tokenizer.encode(testCase.text)
@@ -35,7 +35,7 @@ import Testing
 
     @Test func everyReferenceCaseRoundTripsByteExact() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        for testCase in try loadTokenizerCases() {
+        for testCase in try loadTokenizerReferenceCases() {
             let bytes = try tokenizer.decode(tokenizer.encode(testCase.text))
             // Compare bytes: String equality would accept canonically equivalent text (the NFD case).
             #expect(bytes == Array(testCase.text.utf8), "\(testCase.category)")
@@ -46,7 +46,7 @@ import Testing
 
     @Test func renderedChatPromptsEncodeToLlamaCppIDs() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        let cases = try loadChatTemplateCases()
+        let cases = try loadRenderedChatCases()
         #expect(!cases.isEmpty)
         for testCase in cases {
             #expect(tokenizer.encode(testCase.rendered) == testCase.ids, "\(testCase.name)")
@@ -109,7 +109,7 @@ import Testing
 
     @Test func streamingDecoderReassemblesEveryCaseWithoutBrokenCharacters() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        for testCase in try loadTokenizerCases() {
+        for testCase in try loadTokenizerReferenceCases() {
             var decoder = StreamingDecoder(tokenizer: tokenizer)
             var emitted: [UInt8] = []
             let expected = Array(testCase.text.utf8)
@@ -141,7 +141,7 @@ import Testing
 
     @Test func longPiecesMergeIdenticallyWithHeapAndScan() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        var generator = SplitMix64(seed: 7)
+        var generator = TokenizerTestRandom(seed: 7)
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzéü日本".utf8)
         for length in [2, 5, 20, 47, 48, 49, 64, 300, 2000] {
             let piece = (0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }
@@ -157,7 +157,7 @@ import Testing
 
     @Test func arbitraryUnicodeRoundTrips() throws {
         let tokenizer = try loadSmolLMTokenizer()
-        var generator = SplitMix64(seed: 42)
+        var generator = TokenizerTestRandom(seed: 42)
         // Scalars from many blocks, including controls, combining marks, private use and supplementary planes.
         let ranges: [ClosedRange<UInt32>] = [
             0x20...0x7E, 0x09...0x0D, 0x80...0x2FF, 0x300...0x36F, 0x370...0x52F, 0x590...0x6FF, 0x900...0x97F,
@@ -185,13 +185,14 @@ import Testing
 
     @Test func concurrentEncodingMatchesSerialEncoding() async throws {
         let tokenizer = try loadSmolLMTokenizer()
-        let cases = try loadTokenizerCases()
+        let cases = try loadTokenizerReferenceCases()
         let expected = cases.map { tokenizer.encode($0.text) }
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<4 {
                 group.addTask {
                     for _ in 0..<5 {
-                        for (index, testCase) in cases.enumerated() where tokenizer.encode(testCase.text) != expected[index] {
+                        for (index, testCase) in cases.enumerated()
+                        where tokenizer.encode(testCase.text) != expected[index] {
                             return false
                         }
                     }
@@ -213,7 +214,7 @@ import Testing
             builds.append(clock.now - start)
         }
         let tokenizer = try vocabulary.makeTokenizer()
-        let long = try #require(try loadTokenizerCases().first { $0.category == "long-2000-chars" })
+        let long = try #require(try loadTokenizerReferenceCases().first { $0.category == "long-2000-chars" })
         let coldStart = clock.now
         let coldIDs = tokenizer.encode(long.text)
         let cold = clock.now - coldStart
@@ -233,7 +234,7 @@ import Testing
 }
 
 /// Small deterministic random number generator for reproducible test inputs.
-struct SplitMix64 {
+struct TokenizerTestRandom {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

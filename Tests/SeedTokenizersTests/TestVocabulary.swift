@@ -2,7 +2,7 @@ import Foundation
 @testable import SeedTokenizers
 
 /// A missing or unreadable test input, with a message that says how to provide it.
-struct TestDataError: Error, CustomStringConvertible {
+struct TokenizerTestDataError: Error, CustomStringConvertible {
     let description: String
 }
 
@@ -43,7 +43,7 @@ enum SmolLMVocabulary {
 
     static let dump: Result<Dump, any Error> = Result {
         guard let data = FileManager.default.contents(atPath: dumpPath) else {
-            throw TestDataError(description: """
+            throw TokenizerTestDataError(description: """
                 SmolLM2 vocabulary dump not found at \(dumpPath). Create it with: pip install gguf && \
                 python3 scripts/dump-gguf-vocab.py ~/.cache/seed/models/SmolLM2-135M-Instruct.Q4_1.gguf \(dumpPath) \
                 (scripts/fetch-models.sh downloads the model), or point SEED_SMOLLM_VOCAB_JSON at an existing dump.
@@ -58,46 +58,46 @@ enum SmolLMVocabulary {
 }
 
 /// Reference data shared by all worktrees: `<package root>/../shared/reference/<relativePath>`.
-func referenceFileURL(_ relativePath: String, filePath: String = #filePath) throws -> URL {
+func tokenizerReferenceFileURL(_ relativePath: String, filePath: String = #filePath) throws -> URL {
     var directory = URL(fileURLWithPath: filePath).deletingLastPathComponent()
     while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
         let parent = directory.deletingLastPathComponent()
         guard parent.path != directory.path else {
-            throw TestDataError(description: "no Package.swift found above \(filePath)")
+            throw TokenizerTestDataError(description: "no Package.swift found above \(filePath)")
         }
         directory = parent
     }
     let url = directory.deletingLastPathComponent().appendingPathComponent("shared/reference/\(relativePath)")
     guard FileManager.default.fileExists(atPath: url.path) else {
-        throw TestDataError(description: "reference file missing: \(url.standardizedFileURL.path)")
+        throw TokenizerTestDataError(description: "reference file missing: \(url.standardizedFileURL.path)")
     }
     return url
 }
 
 /// One case of `smollm2/tokenizer-cases.json`: text and llama.cpp's ids (add_special and parse_special on).
-struct TokenizerCase: Decodable, Sendable {
+struct TokenizerReferenceCase: Decodable, Sendable {
     let category: String
     let text: String
     let ids: [Int]
 }
 
 /// One case of `smollm2/chat-template.json`: a rendered chat prompt and llama.cpp's ids for it.
-struct ChatTemplateCase: Decodable, Sendable {
+struct RenderedChatCase: Decodable, Sendable {
     let name: String
     let rendered: String
     let ids: [Int]
 }
 
-private struct ChatTemplateFile: Decodable {
-    let cases: [ChatTemplateCase]
+private struct RenderedChatFile: Decodable {
+    let cases: [RenderedChatCase]
 }
 
-func loadTokenizerCases() throws -> [TokenizerCase] {
-    let data = try Data(contentsOf: try referenceFileURL("smollm2/tokenizer-cases.json"))
-    return try JSONDecoder().decode([TokenizerCase].self, from: data)
+func loadTokenizerReferenceCases() throws -> [TokenizerReferenceCase] {
+    let data = try Data(contentsOf: try tokenizerReferenceFileURL("smollm2/tokenizer-cases.json"))
+    return try JSONDecoder().decode([TokenizerReferenceCase].self, from: data)
 }
 
-func loadChatTemplateCases() throws -> [ChatTemplateCase] {
-    let data = try Data(contentsOf: try referenceFileURL("smollm2/chat-template.json"))
-    return try JSONDecoder().decode(ChatTemplateFile.self, from: data).cases
+func loadRenderedChatCases() throws -> [RenderedChatCase] {
+    let data = try Data(contentsOf: try tokenizerReferenceFileURL("smollm2/chat-template.json"))
+    return try JSONDecoder().decode(RenderedChatFile.self, from: data).cases
 }
