@@ -1,0 +1,49 @@
+/// Errors thrown by the SeedTokenizers module.
+///
+/// Every case carries enough context to say what was wrong without looking at the input again;
+/// `description` renders a one-line human-readable message.
+public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The vocabulary has no tokens.
+    case emptyVocabulary
+    /// The vocabulary has more tokens than the tokenizer supports (2^30).
+    case vocabularyTooLarge(Int)
+    /// The token-type array does not have one entry per token.
+    case tokenTypeCountMismatch(tokens: Int, tokenTypes: Int)
+    /// A token type outside llama.cpp's range 0...6.
+    case invalidTokenType(tokenID: Int, type: Int32)
+    /// A merge rule is not of the form `"left right"` (two non-empty parts separated by a space).
+    case malformedMerge(rank: Int, rule: String)
+    /// The pre-tokenizer name is not one this module implements.
+    case unknownPreTokenizer(name: String, supported: [String])
+    /// A configured special token id (BOS/EOS) is outside the vocabulary.
+    case specialTokenOutOfRange(role: String, tokenID: Int, vocabularySize: Int)
+    /// `addBOS`/`addEOS` is set but no id was given for that token.
+    case missingSpecialToken(role: String)
+    /// A token id passed to a decoding function is outside the vocabulary.
+    case invalidTokenID(Int, vocabularySize: Int)
+
+    public var description: String {
+        switch self {
+        case .emptyVocabulary:
+            return "tokenizer vocabulary is empty"
+        case let .vocabularyTooLarge(count):
+            return "vocabulary has \(count) tokens; at most \(1 << 30) are supported"
+        case let .tokenTypeCountMismatch(tokens, tokenTypes):
+            return "token type count (\(tokenTypes)) does not match token count (\(tokens))"
+        case let .invalidTokenType(tokenID, type):
+            return "token \(tokenID) has invalid token type \(type) (expected 0...6)"
+        case let .malformedMerge(rank, rule):
+            return "merge rule \(rank) is malformed: \(String(reflecting: rule)) "
+                + "(expected two non-empty symbols separated by one space)"
+        case let .unknownPreTokenizer(name, supported):
+            return "unknown pre-tokenizer \(String(reflecting: name)); supported: "
+                + supported.joined(separator: ", ")
+        case let .specialTokenOutOfRange(role, tokenID, vocabularySize):
+            return "\(role) token id \(tokenID) is outside the vocabulary (size \(vocabularySize))"
+        case let .missingSpecialToken(role):
+            return "the tokenizer is configured to add a \(role) token but no \(role) token id was given"
+        case let .invalidTokenID(tokenID, vocabularySize):
+            return "token id \(tokenID) is outside the vocabulary (valid ids are 0..<\(vocabularySize))"
+        }
+    }
+}
