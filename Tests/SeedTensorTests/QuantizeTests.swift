@@ -254,6 +254,37 @@ struct TestRandom {
         #expect(try f32.withUnsafeBytes { try dequantize(.f32, bytes: .init(rebasing: $0[1...]), count: 32) } == values)
     }
 
+    /// 4096 values with varied block ranges, an exact-tie block and a block containing 0 and -3.5.
+    static func crossCheckValues() -> [Float] {
+        var values = (0..<4096).map { i -> Float in
+            let x = Float((i &* 2_654_435_761) % 100_003) / 100_003 * 2 - 1
+            return x * Float(1 + (i / 32) % 5) + ((i / 32) % 3 == 0 ? 0.7 : 0)
+        }
+        values[100] = 0
+        values[101] = -3.5
+        for j in 0..<32 { values[3200 + j] = Float(j % 16) - 8 }
+        return values
+    }
+
+    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+        bytes.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    }
+
+    /// Encoded bytes must be identical to those of the `gguf` Python package's reference quantizers (which follow
+    /// ggml's `quantize_row_*_ref`). FNV-1a hashes of its output for `crossCheckValues()`, produced with gguf 0.19 by
+    /// `fnv1a(gguf.quants.quantize(values.reshape(1, -1), qtype).view(np.uint8))`; the f32 hash pins the input.
+    @Test func encodingsMatchPythonGGUFPackageByteForByte() throws {
+        let values = Self.crossCheckValues()
+        let expected: [(GGMLType, UInt64)] = [
+            (.f32, 0xBE6F_5AE9_9998_9930), (.q8_0, 0x69D6_2D59_840C_0AF3), (.q4_0, 0x42B1_C8EE_54EA_62F6),
+            (.q4_1, 0xFE26_01AF_E89A_B91C), (.q5_0, 0xA938_CAA6_B6B7_7E11), (.q5_1, 0xFA11_B80D_D805_F896),
+            (.bf16, 0x95AE_EFFB_6BF2_DB65), (.f16, 0x4FEE_A675_137F_F490),
+        ]
+        for (type, hash) in expected {
+            #expect(Self.fnv1a(try quantize(type, values)) == hash, "\(type) encoding differs from gguf-py")
+        }
+    }
+
     @Test func errorsNameTheProblem() {
         let block = [UInt8](repeating: 0, count: 66)
         #expect(throws: QuantizationError.unsupportedType(.iq2_xxs, operation: .dequantize)) {
