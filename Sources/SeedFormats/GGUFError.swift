@@ -73,6 +73,7 @@ public enum GGUFError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Writing or renaming the output file failed.
     case writeFailed(path: String, reason: String)
 
+    /// One sentence naming the file and, where known, the offset, key or tensor, and the offending value.
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason):

@@ -26,6 +26,7 @@ public enum GGUFValueType: UInt32, Sendable, CaseIterable, CustomStringConvertib
         }
     }
 
+    /// The specification's name for the type, e.g. `uint32`.
     public var description: String {
         switch self {
         case .uint8: "uint8"

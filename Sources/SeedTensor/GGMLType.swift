@@ -236,6 +236,7 @@ public enum QuantizationError: Error, Sendable, Equatable, CustomStringConvertib
         case quantize
     }
 
+    /// One sentence naming the type and the problem.
     public var description: String {
         switch self {
         case .unsupportedType(let type, let operation):
