@@ -39,6 +39,6 @@ let package = Package(
         .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats", "SeedTestSupport"]),
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
-        .testTarget(name: "SeedCLITests", dependencies: ["SeedEngine", "SeedTestSupport"]),
+        .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )

@@ -135,7 +135,13 @@ public final class TextGenerator {
                 finish = .stop
                 break
             }
-            let piece = filter.push(decoder.push(next))
+            let decoded: String
+            do {
+                decoded = try decoder.append(next)
+            } catch {
+                throw .inference("the model produced token \(next), which the tokenizer cannot decode: \(error)")
+            }
+            let piece = filter.push(decoded)
             if !piece.isEmpty {
                 text += piece
                 if !onText(piece) {

@@ -208,7 +208,7 @@ extension LlamaConfiguration {
         let vocabulary: Int
         if let n = m["llama.vocab_size"]?.int {
             vocabulary = n
-        } else if let tokens = m["tokenizer.ggml.tokens"]?.arrayCount {
+        } else if let tokens = m["tokenizer.ggml.tokens"]?.array?.count {
             vocabulary = tokens
         } else if let embedding = gguf.tensor(named: "token_embd.weight"), embedding.dimensions.count == 2 {
             vocabulary = embedding.dimensions[1]

@@ -141,7 +141,9 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     fileprivate func workerLoop(threadIndex: Int) {
-        var seen = generation.load(ordering: .acquiring)
+        // Start from generation 0, not from whatever is current: a job may already have been published before
+        // this thread got to run, and it must not be missed.
+        var seen = 0
         while true {
             // Spin, then park, until a new generation is published.
             var spins = 0

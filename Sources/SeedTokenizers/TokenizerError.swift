@@ -21,6 +21,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     case missingSpecialToken(role: String)
     /// A token id passed to a decoding function is outside the vocabulary.
     case invalidTokenID(Int, vocabularySize: Int)
+    /// The model file's tokenizer metadata is missing, of the wrong type, or names an unsupported tokenizer model.
+    case metadata(key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(role) token id \(tokenID) is outside the vocabulary (size \(vocabularySize))"
         case let .missingSpecialToken(role):
             return "the tokenizer is configured to add a \(role) token but no \(role) token id was given"
+        case let .metadata(key, reason):
+            return "tokenizer metadata '\(key)': \(reason)"
         case let .invalidTokenID(tokenID, vocabularySize):
             return "token id \(tokenID) is outside the vocabulary (valid ids are 0..<\(vocabularySize))"
         }

@@ -60,7 +60,7 @@ struct InfoCommand: ParsableCommand {
             let escaped = s.replacingOccurrences(of: "\n", with: "\\n")
             return escaped.count > 120 ? "\"\(escaped.prefix(120))…\" (\(s.count) chars)" : "\"\(escaped)\""
         case .array(let items):
-            let shown = items.prefix(maxArray).map(render).joined(separator: ", ")
+            let shown = (0..<min(maxArray, items.count)).map { render(items[$0]) }.joined(separator: ", ")
             return items.count > maxArray ? "[\(shown), …] (\(items.count) items)" : "[\(shown)]"
         default:
             return "\(value)"

@@ -1,4 +1,6 @@
 import Foundation
+import SeedFormats
+import SeedTestSupport
 @testable import SeedTokenizers
 
 /// A missing or unreadable test input, with a message that says how to provide it.
@@ -6,11 +8,7 @@ struct TokenizerTestDataError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// The SmolLM2-135M-Instruct tokenizer, loaded once per test process.
-///
-/// For now this reads a JSON dump of the GGUF's tokenizer metadata (made by `scripts/dump-gguf-vocab.py`) from
-/// `$SEED_SMOLLM_VOCAB_JSON` or `/tmp/smollm-vocab.json`. Once SeedFormats can read GGUF files, only this function
-/// (and `loadSmolLMVocabulary`) needs to change.
+/// The SmolLM2-135M-Instruct tokenizer, read from the default model's GGUF once per test process.
 func loadSmolLMTokenizer() throws -> BPETokenizer {
     try SmolLMVocabulary.tokenizer.get()
 }
@@ -21,7 +19,8 @@ func loadSmolLMVocabulary() throws -> SmolLMVocabulary.Dump {
 }
 
 enum SmolLMVocabulary {
-    struct Dump: Decodable, Sendable {
+    /// The `tokenizer.ggml.*` arrays of the GGUF, as plain Swift values.
+    struct Dump: Sendable {
         let tokens: [String]
         let token_type: [Int32]
         let merges: [String]
@@ -39,22 +38,19 @@ enum SmolLMVocabulary {
         }
     }
 
-    static let dumpPath = ProcessInfo.processInfo.environment["SEED_SMOLLM_VOCAB_JSON"] ?? "/tmp/smollm-vocab.json"
+    static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: try TestPaths.smolLM2()) }
 
     static let dump: Result<Dump, any Error> = Result {
-        guard let data = FileManager.default.contents(atPath: dumpPath) else {
-            throw TokenizerTestDataError(description: """
-                SmolLM2 vocabulary dump not found at \(dumpPath). Create it with: pip install gguf && \
-                python3 scripts/dump-gguf-vocab.py ~/.cache/seed/models/SmolLM2-135M-Instruct.Q4_1.gguf \(dumpPath) \
-                (scripts/fetch-models.sh downloads the model), or point SEED_SMOLLM_VOCAB_JSON at an existing dump.
-                """)
-        }
-        return try JSONDecoder().decode(Dump.self, from: data)
+        let m = try file.get().metadata
+        return Dump(
+            tokens: m["tokenizer.ggml.tokens"]?.stringArray ?? [],
+            token_type: (m["tokenizer.ggml.token_type"]?.intArray ?? []).map { Int32($0) },
+            merges: m["tokenizer.ggml.merges"]?.stringArray ?? [], pre: m["tokenizer.ggml.pre"]?.string ?? "",
+            bos_token_id: m["tokenizer.ggml.bos_token_id"]?.int, eos_token_id: m["tokenizer.ggml.eos_token_id"]?.int,
+            add_bos_token: m["tokenizer.ggml.add_bos_token"]?.bool, add_eos_token: m["tokenizer.ggml.add_eos_token"]?.bool)
     }
 
-    static let tokenizer: Result<BPETokenizer, any Error> = Result {
-        try dump.get().makeTokenizer()
-    }
+    static let tokenizer: Result<BPETokenizer, any Error> = Result { try BPETokenizer(gguf: try file.get()) }
 }
 
 /// Reference data shared by all worktrees: `<package root>/../shared/reference/<relativePath>`.
