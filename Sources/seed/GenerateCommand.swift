@@ -20,7 +20,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .long], help: "Read the prompt from a file ('-' for standard input).")
     var file: String?
 
-    @Option(name: [.short, .long], help: "The most tokens to generate.")
+    @Option(name: [.customShort("n"), .long], help: "The most tokens to generate.")
     var maxTokens: Int = 256
 
     @Option(help: "Stop before this string (repeatable).")

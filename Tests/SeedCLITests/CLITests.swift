@@ -179,6 +179,6 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
 
     @Test func unknownCommandAndFlag() throws {
         try expectFailure(["frobnicate"], mentions: "unexpected argument")
-        try expectFailure(["generate", "--no-such-flag"], mentions: "unknown option")
+        try expectFailure(["generate", "--prompt", "x", "--no-such-flag"], mentions: "unknown option")
     }
 }
