@@ -323,7 +323,8 @@ struct GGUFParser {
         }
         let byPosition = tensors.indices.sorted { tensors[$0].offset < tensors[$1].offset }
         for (previous, next) in zip(byPosition, byPosition.dropFirst()) {
-            let first = tensors[previous], second = tensors[next]
+            let first = tensors[previous]
+            let second = tensors[next]
             if first.offset + first.byteCount > second.offset {
                 throw .overlappingTensors(path: path, first: first.name, second: second.name)
             }

@@ -1,9 +1,10 @@
+import SeedTensor
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SeedTensor
 
 /// Shapes of one grouped-query attention layer.
 public struct AttentionShape: Sendable, Equatable {

@@ -95,8 +95,10 @@ enum F16Decoder: Block32Decoder {
     static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
         let a = p.loadUnaligned(as: SIMD16<UInt16>.self)
         let b = p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self)
-        return (SIMD16<Float>(unsafeBitCast(a, to: SIMD16<Float16>.self)),
-                SIMD16<Float>(unsafeBitCast(b, to: SIMD16<Float16>.self)))
+        return (
+            SIMD16<Float>(unsafeBitCast(a, to: SIMD16<Float16>.self)),
+            SIMD16<Float>(unsafeBitCast(b, to: SIMD16<Float16>.self))
+        )
     }
 }
 

@@ -41,7 +41,8 @@ public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Floa
     let xr = UnsafeMutableRawPointer(x)
     let yr = UnsafeRawPointer(y)
     while i + 16 <= count {
-        let s = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        let s =
+            xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
             + yr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         xr.storeBytes(of: s, toByteOffset: i * 4, as: SIMD16<Float>.self)
         i += 16

@@ -69,8 +69,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         try check(intermediateSize > 0 && intermediateSize <= 262_144, "intermediate_size", "out of range")
         try check(layerCount > 0 && layerCount <= 1024, "num_hidden_layers", "\(layerCount) out of range")
         try check(headCount > 0 && headCount <= 1024, "num_attention_heads", "\(headCount) out of range")
-        try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, "num_key_value_heads",
-                  "\(kvHeadCount) does not divide \(headCount) query heads")
+        try check(
+            kvHeadCount > 0 && headCount % kvHeadCount == 0, "num_key_value_heads",
+            "\(kvHeadCount) does not divide \(headCount) query heads")
         try check(headDim > 0 && headDim % 2 == 0 && headDim <= 1024, "head_dim", "\(headDim) must be even")
         try check(contextLength > 0 && contextLength <= 1 << 22, "max_position_embeddings", "out of range")
         try check(ropeBase > 0 && ropeBase.isFinite, "rope_theta", "\(ropeBase) must be positive")
@@ -188,9 +189,12 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Creates the per-sequence state for up to `contextLength` positions (default: the model's context).
     public func makeSession(contextLength: Int? = nil, batchCapacity: Int = 512) -> LlamaSession {
-        LlamaSession(model: self, capacity: min(contextLength ?? configuration.contextLength,
-                                                 configuration.contextLength),
-                     batchCapacity: batchCapacity)
+        LlamaSession(
+            model: self,
+            capacity: min(
+                contextLength ?? configuration.contextLength,
+                configuration.contextLength),
+            batchCapacity: batchCapacity)
     }
 }
 

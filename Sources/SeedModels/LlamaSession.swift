@@ -150,10 +150,12 @@ public final class LlamaSession {
             mm.multiply(layer.key, normed, tokens: n, into: newKeys, yStride: c.kvDim)
             mm.multiply(layer.value, normed, tokens: n, into: newValues, yStride: c.kvDim)
             if c.ropeInterleaved {
-                rotary.applyInterleaved(queries, tokens: n, heads: c.headCount, headDim: c.headDim,
-                                        rowStride: c.queryDim)
-                rotary.applyInterleaved(newKeys, tokens: n, heads: c.kvHeadCount, headDim: c.headDim,
-                                        rowStride: c.kvDim)
+                rotary.applyInterleaved(
+                    queries, tokens: n, heads: c.headCount, headDim: c.headDim,
+                    rowStride: c.queryDim)
+                rotary.applyInterleaved(
+                    newKeys, tokens: n, heads: c.kvHeadCount, headDim: c.headDim,
+                    rowStride: c.kvDim)
             } else {
                 rotary.applyHalves(queries, tokens: n, heads: c.headCount, headDim: c.headDim, rowStride: c.queryDim)
                 rotary.applyHalves(newKeys, tokens: n, heads: c.kvHeadCount, headDim: c.headDim, rowStride: c.kvDim)
@@ -181,8 +183,9 @@ public final class LlamaSession {
             break
         case .last(let logits):
             model.outputNorm.withUnsafeBufferPointer { w in
-                rmsNorm(hidden + (n - 1) * h, weight: w.baseAddress!, rows: 1, dim: h, eps: c.rmsNormEpsilon,
-                        into: normed)
+                rmsNorm(
+                    hidden + (n - 1) * h, weight: w.baseAddress!, rows: 1, dim: h, eps: c.rmsNormEpsilon,
+                    into: normed)
             }
             mm.multiply(model.outputHead, normed, tokens: 1, into: logits)
         case .all(let logits):

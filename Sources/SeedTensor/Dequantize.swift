@@ -61,7 +61,7 @@ public func dequantize(
     case .q8_K:
         for b in 0..<blocks { decodeQ8_K(src + b * stride, dst + b * width) }
     case .iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s, .iq4_nl, .iq3_s, .iq2_s, .iq4_xs, .iq1_m,
-         .tq1_0, .tq2_0, .mxfp4, .nvfp4, .q1_0:
+        .tq1_0, .tq2_0, .mxfp4, .nvfp4, .q1_0:
         throw .unsupportedType(type, operation: .dequantize)
     }
 }
@@ -284,8 +284,10 @@ func decodeQ4_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
     for chunk in 0..<4 {
         let (sc1, m1) = kScaleMin(scales, 2 * chunk)
         let (sc2, m2) = kScaleMin(scales, 2 * chunk + 1)
-        let d1 = d * Float(sc1), min1 = dmin * Float(m1)
-        let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+        let d1 = d * Float(sc1)
+        let min1 = dmin * Float(m1)
+        let d2 = d * Float(sc2)
+        let min2 = dmin * Float(m2)
         let qs = 16 + 32 * chunk
         let out = y + 64 * chunk
         for l in 0..<32 {
@@ -307,8 +309,10 @@ func decodeQ5_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
     for chunk in 0..<4 {
         let (sc1, m1) = kScaleMin(scales, 2 * chunk)
         let (sc2, m2) = kScaleMin(scales, 2 * chunk + 1)
-        let d1 = d * Float(sc1), min1 = dmin * Float(m1)
-        let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+        let d1 = d * Float(sc1)
+        let min1 = dmin * Float(m1)
+        let d2 = d * Float(sc2)
+        let min2 = dmin * Float(m2)
         let bit1 = UInt8(1) << UInt8(2 * chunk)
         let bit2 = UInt8(2) << UInt8(2 * chunk)
         let qs = 48 + 32 * chunk

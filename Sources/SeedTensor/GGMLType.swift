@@ -57,7 +57,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .q1_0:
             128
         case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s, .iq3_s, .iq2_s,
-             .iq4_xs, .iq1_m, .tq1_0, .tq2_0:
+            .iq4_xs, .iq1_m, .tq1_0, .tq2_0:
             Self.superBlockSize
         }
     }
@@ -147,11 +147,11 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     public var isSupported: Bool {
         switch self {
         case .f32, .f16, .bf16, .f64, .i8, .i16, .i32, .i64,
-             .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1,
-             .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K:
+            .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1,
+            .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K:
             true
         case .iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s, .iq4_nl, .iq3_s, .iq2_s, .iq4_xs, .iq1_m,
-             .tq1_0, .tq2_0, .mxfp4, .nvfp4, .q1_0:
+            .tq1_0, .tq2_0, .mxfp4, .nvfp4, .q1_0:
             false
         }
     }

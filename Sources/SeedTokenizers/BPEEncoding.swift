@@ -202,7 +202,8 @@ extension BPETokenizer {
         for i in 0..<count {
             workspace.previous.append(Int32(i - 1))
             workspace.next.append(i + 1 < count ? Int32(i + 1) : -1)
-            let value = i + 1 < count
+            let value =
+                i + 1 < count
                 ? merges.value(for: PairTable.key(workspace.symbols[i], workspace.symbols[i + 1]))
                 : PairTable.absent
             workspace.pairs.append(value)

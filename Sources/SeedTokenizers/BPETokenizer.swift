@@ -164,7 +164,7 @@ public final class BPETokenizer: Sendable {
     private static func parseByteToken(_ text: String) -> UInt8? {
         let utf8 = Array(text.utf8)
         guard utf8.count == 6, utf8[0] == UInt8(ascii: "<"), utf8[1] == UInt8(ascii: "0"),
-              utf8[2] == UInt8(ascii: "x"), utf8[5] == UInt8(ascii: ">")
+            utf8[2] == UInt8(ascii: "x"), utf8[5] == UInt8(ascii: ">")
         else { return nil }
         return UInt8(String(decoding: utf8[3..<5], as: UTF8.self), radix: 16)
     }
@@ -293,7 +293,7 @@ struct SymbolBuilder {
             let parsed: (Int32, Int32, Int32)? = rule.withUTF8 { utf8 in
                 // Split at the first space after the first byte (a symbol is never empty).
                 guard utf8.count >= 3, let space = utf8[1...].firstIndex(of: UInt8(ascii: " ")),
-                      space + 1 < utf8.count
+                    space + 1 < utf8.count
                 else { return nil }
                 let raw = UnsafeRawBufferPointer(utf8)
                 let left = symbol(for: UnsafeRawBufferPointer(rebasing: raw[..<space]))

@@ -162,7 +162,7 @@ enum PreTokenizerScalarClass {
         case .decimalNumber, .letterNumber, .otherNumber:
             return number
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
-             .finalPunctuation, .otherPunctuation:
+            .finalPunctuation, .otherPunctuation:
             return punctuation
         default:
             return 0
@@ -184,8 +184,9 @@ private struct PreTokenizerScanner {
     @inline(__always) private func isSpace(_ i: Int) -> Bool { classes[i] & PreTokenizerScalarClass.whitespace != 0 }
     /// `[^\s\p{L}\p{N}]`.
     @inline(__always) private func isOther(_ i: Int) -> Bool {
-        classes[i] & (PreTokenizerScalarClass.letter | PreTokenizerScalarClass.number
-            | PreTokenizerScalarClass.whitespace) == 0
+        classes[i]
+            & (PreTokenizerScalarClass.letter | PreTokenizerScalarClass.number
+                | PreTokenizerScalarClass.whitespace) == 0
     }
     @inline(__always) private func isNewline(_ i: Int) -> Bool { scalars[i] == 0x0A || scalars[i] == 0x0D }
 
@@ -209,7 +210,8 @@ private struct PreTokenizerScanner {
             let second = lower(scalars[i + 2])
             // re ve ll
             if (first == 0x72 && second == 0x65) || (first == 0x76 && second == 0x65)
-                || (first == 0x6C && second == 0x6C) {
+                || (first == 0x6C && second == 0x6C)
+            {
                 return 3
             }
             return 0

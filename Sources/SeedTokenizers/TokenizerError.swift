@@ -28,25 +28,25 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
         switch self {
         case .emptyVocabulary:
             return "tokenizer vocabulary is empty"
-        case let .vocabularyTooLarge(count):
+        case .vocabularyTooLarge(let count):
             return "vocabulary has \(count) tokens; at most \(1 << 30) are supported"
-        case let .tokenTypeCountMismatch(tokens, tokenTypes):
+        case .tokenTypeCountMismatch(let tokens, let tokenTypes):
             return "token type count (\(tokenTypes)) does not match token count (\(tokens))"
-        case let .invalidTokenType(tokenID, type):
+        case .invalidTokenType(let tokenID, let type):
             return "token \(tokenID) has invalid token type \(type) (expected 0...6)"
-        case let .malformedMerge(rank, rule):
+        case .malformedMerge(let rank, let rule):
             return "merge rule \(rank) is malformed: \(String(reflecting: rule)) "
                 + "(expected two non-empty symbols separated by one space)"
-        case let .unknownPreTokenizer(name, supported):
+        case .unknownPreTokenizer(let name, let supported):
             return "unknown pre-tokenizer \(String(reflecting: name)); supported: "
                 + supported.joined(separator: ", ")
-        case let .specialTokenOutOfRange(role, tokenID, vocabularySize):
+        case .specialTokenOutOfRange(let role, let tokenID, let vocabularySize):
             return "\(role) token id \(tokenID) is outside the vocabulary (size \(vocabularySize))"
-        case let .missingSpecialToken(role):
+        case .missingSpecialToken(let role):
             return "the tokenizer is configured to add a \(role) token but no \(role) token id was given"
-        case let .metadata(key, reason):
+        case .metadata(let key, let reason):
             return "tokenizer metadata '\(key)': \(reason)"
-        case let .invalidTokenID(tokenID, vocabularySize):
+        case .invalidTokenID(let tokenID, let vocabularySize):
             return "token id \(tokenID) is outside the vocabulary (valid ids are 0..<\(vocabularySize))"
         }
     }

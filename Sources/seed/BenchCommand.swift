@@ -39,8 +39,9 @@ struct BenchCommand: ParsableCommand {
         let loadSeconds = (clock.now - loadStart).seconds
         let context = max(promptTokens, genTokens) + 1
         guard context <= model.configuration.contextLength else {
-            throw ValidationError("the run needs \(context) positions; the model's context is "
-                + "\(model.configuration.contextLength)")
+            throw ValidationError(
+                "the run needs \(context) positions; the model's context is "
+                    + "\(model.configuration.contextLength)")
         }
         let session = model.makeSession(contextLength: context, batchCapacity: max(1, promptTokens))
         var rng = SeededGenerator(seed: 1)
@@ -75,21 +76,26 @@ struct BenchCommand: ParsableCommand {
         }
         let rss = peakResidentMegabytes()
         if json {
-            var fields = ["\"load_s\": \(String(format: "%.4f", loadSeconds))", "\"rss_mb\": \(String(format: "%.1f", rss))",
-                          "\"threads\": \(model.pool.threadCount)"]
+            var fields = [
+                "\"load_s\": \(String(format: "%.4f", loadSeconds))", "\"rss_mb\": \(String(format: "%.1f", rss))",
+                "\"threads\": \(model.pool.threadCount)",
+            ]
             if !pp.isEmpty { fields.append("\"pp_tok_s\": \(String(format: "%.2f", median(pp)))") }
             if !tg.isEmpty { fields.append("\"tg_tok_s\": \(String(format: "%.2f", median(tg)))") }
             writeOut("{" + fields.joined(separator: ", ") + "}\n")
         } else {
-            var out = String(format: "threads %d, load %.3f s, peak RSS %.1f MB\n", model.pool.threadCount,
-                             loadSeconds, rss)
+            var out = String(
+                format: "threads %d, load %.3f s, peak RSS %.1f MB\n", model.pool.threadCount,
+                loadSeconds, rss)
             if !pp.isEmpty {
-                out += String(format: "pp%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", promptTokens,
-                              median(pp), pp.count, pp.min()!, pp.max()!)
+                out += String(
+                    format: "pp%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", promptTokens,
+                    median(pp), pp.count, pp.min()!, pp.max()!)
             }
             if !tg.isEmpty {
-                out += String(format: "tg%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", genTokens,
-                              median(tg), tg.count, tg.min()!, tg.max()!)
+                out += String(
+                    format: "tg%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", genTokens,
+                    median(tg), tg.count, tg.min()!, tg.max()!)
             }
             writeOut(out)
         }

@@ -33,7 +33,8 @@ struct InfoCommand: ParsableCommand {
             counts[t.type.name, default: (0, 0)].parameters += t.elementCount
         }
         out += "parameters: \(parameters) (\(String(format: "%.1f", Double(parameters) / 1e6))M)\n"
-        out += "tensor types: "
+        out +=
+            "tensor types: "
             + counts.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value.tensors)" }.joined(separator: ", ")
             + "\n\nmetadata:\n"
         for key in file.metadataKeys {

@@ -136,7 +136,8 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
     }
 
     @Test func missingAndMalformedModelFiles() throws {
-        try expectFailure(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"], mentions: "does not exist")
+        try expectFailure(
+            ["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"], mentions: "does not exist")
         let text = try temporaryFile("not-a-model.gguf", Data("hello, I am not a model\n".utf8))
         try expectFailure(["generate", "--model", text, "--prompt", "hi"], mentions: "GGUF")
         try expectFailure(["info", text], mentions: "GGUF")
@@ -151,8 +152,9 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
         var writer = GGUFWriter()
         writer.setMetadata("general.architecture", .string("mamba"))
         let tensor = [Float](repeating: 1, count: 32)
-        try writer.addTensor(name: "token_embd.weight", dimensions: [32], type: .f32,
-                             data: tensor.withUnsafeBytes { Array($0) })
+        try writer.addTensor(
+            name: "token_embd.weight", dimensions: [32], type: .f32,
+            data: tensor.withUnsafeBytes { Array($0) })
         let path = try temporaryFile("mamba.gguf", Data())
         try writer.write(to: path)
         try expectFailure(["generate", "--model", path, "--prompt", "hi"], mentions: "mamba")
@@ -174,7 +176,8 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
     @Test func perplexityNeedsEnoughText() throws {
         let file = try temporaryFile("short.txt", Data("too short".utf8))
         try expectFailure(["perplexity", "--model", try TestPaths.smolLM2(), file], mentions: "at least")
-        try expectFailure(["perplexity", "--model", try TestPaths.smolLM2(), "/nonexistent.txt"], mentions: "cannot read")
+        try expectFailure(
+            ["perplexity", "--model", try TestPaths.smolLM2(), "/nonexistent.txt"], mentions: "cannot read")
     }
 
     @Test func unknownCommandAndFlag() throws {

@@ -30,8 +30,10 @@ import Testing
             return reason.contains("directory")
         }
         #expect(openingError([], in: directory) == .truncated(path: path, offset: 0, needed: 4, context: "magic"))
-        #expect(openingError(Array("GG".utf8), in: directory) == .truncated(
-            path: path, offset: 0, needed: 4, context: "magic"))
+        #expect(
+            openingError(Array("GG".utf8), in: directory)
+                == .truncated(
+                    path: path, offset: 0, needed: 4, context: "magic"))
     }
 
     @Test func badMagicReportsTheFirstBytes() {
@@ -94,8 +96,10 @@ import Testing
         let bytes = try Fixture.bytes()
         let start = try #require(bytes.offset(ofGGUFString: "héllo"))
         let error = openingError(Array(bytes[..<(start + 10)]), in: directory)
-        #expect(error == .truncated(
-            path: path, offset: start + 8, needed: 6, context: "string 3 of array 'tokenizer.ggml.tokens'"))
+        #expect(
+            error
+                == .truncated(
+                    path: path, offset: start + 8, needed: 6, context: "string 3 of array 'tokenizer.ggml.tokens'"))
     }
 
     @Test func truncationInsideTensorDataNamesTheTensor() throws {
@@ -104,8 +108,10 @@ import Testing
         let info = try #require(try GGUFFile(path: path).tensor(named: "blk.0.ffn_down.weight"))
         let cut = info.offset + 10
         let error = openingError(Array(bytes[..<cut]), in: directory)
-        #expect(error == .tensorOutOfBounds(
-            path: path, tensor: info.name, offset: UInt64(info.offset), byteCount: 256, fileSize: cut))
+        #expect(
+            error
+                == .tensorOutOfBounds(
+                    path: path, tensor: info.name, offset: UInt64(info.offset), byteCount: 256, fileSize: cut))
     }
 
     // MARK: Counts and lengths
@@ -114,29 +120,39 @@ import Testing
         let original = try Fixture.bytes()
         var bytes = original
         bytes.patch(UInt64.max, at: 8)
-        #expect(openingError(bytes, in: directory) == .countTooLarge(
-            path: path, offset: 8, context: "tensor count", count: .max, minimumBytesEach: 24, fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .countTooLarge(
+                    path: path, offset: 8, context: "tensor count", count: .max, minimumBytesEach: 24,
+                    fileSize: bytes.count))
 
         bytes = original
         bytes.patch(UInt64(1) << 40, at: 16)
-        #expect(openingError(bytes, in: directory) == .countTooLarge(
-            path: path, offset: 16, context: "metadata entry count", count: 1 << 40, minimumBytesEach: 13,
-            fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .countTooLarge(
+                    path: path, offset: 16, context: "metadata entry count", count: 1 << 40, minimumBytesEach: 13,
+                    fileSize: bytes.count))
 
         // Key length of the first entry.
         bytes = original
         bytes.patch(UInt64(bytes.count + 1), at: 24)
-        #expect(openingError(bytes, in: directory) == .countTooLarge(
-            path: path, offset: 24, context: "length of key of metadata entry 0", count: UInt64(bytes.count + 1),
-            minimumBytesEach: 1, fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .countTooLarge(
+                    path: path, offset: 24, context: "length of key of metadata entry 0",
+                    count: UInt64(bytes.count + 1),
+                    minimumBytesEach: 1, fileSize: bytes.count))
 
         // A string value's length.
         bytes = original
         let name = try #require(bytes.offset(ofGGUFString: "tiny test model"))
         bytes.patch(UInt64.max - 3, at: name)
-        #expect(openingError(bytes, in: directory) == .countTooLarge(
-            path: path, offset: name, context: "length of string value of metadata 'general.name'",
-            count: .max - 3, minimumBytesEach: 1, fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .countTooLarge(
+                    path: path, offset: name, context: "length of string value of metadata 'general.name'",
+                    count: .max - 3, minimumBytesEach: 1, fileSize: bytes.count))
 
         // Array length: the count field follows the key, the value type (9) and the element type.
         bytes = original
@@ -144,9 +160,12 @@ import Testing
         let tokensCount = tokensKey + 8 + 21 + 4 + 4
         #expect(bytes.read(UInt64.self, at: tokensCount) == 6)
         bytes.patch(UInt64(1) << 62, at: tokensCount)
-        #expect(openingError(bytes, in: directory) == .countTooLarge(
-            path: path, offset: tokensCount, context: "element count of array 'tokenizer.ggml.tokens'", count: 1 << 62,
-            minimumBytesEach: 8, fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .countTooLarge(
+                    path: path, offset: tokensCount, context: "element count of array 'tokenizer.ggml.tokens'",
+                    count: 1 << 62,
+                    minimumBytesEach: 8, fileSize: bytes.count))
     }
 
     @Test func plausibleButWrongArrayLengthRunsOffTheEnd() throws {
@@ -156,9 +175,11 @@ import Testing
         #expect(bytes.read(UInt64.self, at: countOffset) == 6)
         let count = bytes.count / 4 - 1  // fits in the file as a whole, but not in what is left of it
         bytes.patch(UInt64(count), at: countOffset)
-        #expect(openingError(bytes, in: directory) == .truncated(
-            path: path, offset: countOffset + 8, needed: 4 * count,
-            context: "\(count) int32 elements of array 'tokenizer.ggml.token_type'"))
+        #expect(
+            openingError(bytes, in: directory)
+                == .truncated(
+                    path: path, offset: countOffset + 8, needed: 4 * count,
+                    context: "\(count) int32 elements of array 'tokenizer.ggml.token_type'"))
     }
 
     // MARK: Metadata content
@@ -169,23 +190,29 @@ import Testing
         let typeOffset = key + 8 + 9
         #expect(bytes.read(UInt32.self, at: typeOffset) == 7)
         bytes.patch(UInt32(13), at: typeOffset)
-        #expect(openingError(bytes, in: directory) == .unknownValueType(
-            path: path, offset: typeOffset, key: "test.flag", rawType: 13))
+        #expect(
+            openingError(bytes, in: directory)
+                == .unknownValueType(
+                    path: path, offset: typeOffset, key: "test.flag", rawType: 13))
 
         bytes = try Fixture.bytes()
         let tokens = try #require(bytes.offset(ofGGUFString: "tokenizer.ggml.tokens"))
         let elementType = tokens + 8 + 21 + 4
         bytes.patch(UInt32(0xDEAD), at: elementType)
-        #expect(openingError(bytes, in: directory) == .unknownValueType(
-            path: path, offset: elementType, key: "tokenizer.ggml.tokens", rawType: 0xDEAD))
+        #expect(
+            openingError(bytes, in: directory)
+                == .unknownValueType(
+                    path: path, offset: elementType, key: "tokenizer.ggml.tokens", rawType: 0xDEAD))
     }
 
     @Test func invalidBoolByte() throws {
         var bytes = try Fixture.bytes()
         let key = try #require(bytes.offset(ofGGUFString: "test.flag"))
         bytes[key + 8 + 9 + 4] = 2
-        #expect(openingError(bytes, in: directory) == .invalidBool(
-            path: path, offset: key + 21, key: "test.flag", byte: 2))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidBool(
+                    path: path, offset: key + 21, key: "test.flag", byte: 2))
     }
 
     @Test func invalidUTF8IsRejectedInKeysValuesAndNames() throws {
@@ -193,20 +220,26 @@ import Testing
         var bytes = original
         let key = try #require(bytes.offset(ofGGUFString: "test.flag"))
         bytes[key + 8] = 0xFF
-        #expect(openingError(bytes, in: directory) == .invalidUTF8(
-            path: path, offset: key + 8, context: "key of metadata entry 6"))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidUTF8(
+                    path: path, offset: key + 8, context: "key of metadata entry 6"))
 
         bytes = original
         let token = try #require(bytes.offset(ofGGUFString: "héllo"))
         bytes[token + 9] = 0xC0  // 'é' is C3 A9; C0 A9 is an overlong, invalid sequence
-        #expect(openingError(bytes, in: directory) == .invalidUTF8(
-            path: path, offset: token + 8, context: "string 3 of array 'tokenizer.ggml.tokens'"))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidUTF8(
+                    path: path, offset: token + 8, context: "string 3 of array 'tokenizer.ggml.tokens'"))
 
         bytes = original
         let tensor = try #require(bytes.offset(ofGGUFString: "output_norm.weight"))
         bytes[tensor + 8] = 0x80
-        #expect(openingError(bytes, in: directory) == .invalidUTF8(
-            path: path, offset: tensor + 8, context: "name of tensor 1"))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidUTF8(
+                    path: path, offset: tensor + 8, context: "name of tensor 1"))
     }
 
     @Test func duplicateKeysAndTensorNames() throws {
@@ -285,8 +318,10 @@ import Testing
         var bytes = try Fixture.bytes()
         let start = try #require(bytes.offset(ofGGUFString: "output_norm.weight"))
         bytes.patch(UInt32(5), at: start + 8 + 18)
-        #expect(openingError(bytes, in: directory) == .invalidDimensionCount(
-            path: path, tensor: "output_norm.weight", count: 5))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidDimensionCount(
+                    path: path, tensor: "output_norm.weight", count: 5))
     }
 
     @Test func zeroNegativeAndOverflowingDimensions() throws {
@@ -296,8 +331,10 @@ import Testing
 
         var bytes = original
         bytes.patch(UInt64(0), at: firstDimension + 8)
-        #expect(openingError(bytes, in: directory) == .invalidDimension(
-            path: path, tensor: "token_embd.weight", index: 1, value: 0))
+        #expect(
+            openingError(bytes, in: directory)
+                == .invalidDimension(
+                    path: path, tensor: "token_embd.weight", index: 1, value: 0))
 
         bytes = original
         bytes.patch(UInt64.max, at: firstDimension)
@@ -308,15 +345,19 @@ import Testing
         bytes = original
         bytes.patch(UInt64(1) << 32, at: firstDimension)
         bytes.patch(UInt64(1) << 32, at: firstDimension + 8)
-        #expect(openingError(bytes, in: directory) == .tensorSizeOverflow(
-            path: path, tensor: "token_embd.weight", dimensions: [1 << 32, 1 << 32]))
+        #expect(
+            openingError(bytes, in: directory)
+                == .tensorSizeOverflow(
+                    path: path, tensor: "token_embd.weight", dimensions: [1 << 32, 1 << 32]))
 
         // The element count fits, the byte size does not: 2^62 f32 elements.
         bytes = original
         let norm = try #require(bytes.offset(ofGGUFString: "output_norm.weight"))
         bytes.patch(UInt64(1) << 62, at: norm + 8 + 18 + 4)
-        #expect(openingError(bytes, in: directory) == .tensorSizeOverflow(
-            path: path, tensor: "output_norm.weight", dimensions: [1 << 62]))
+        #expect(
+            openingError(bytes, in: directory)
+                == .tensorSizeOverflow(
+                    path: path, tensor: "output_norm.weight", dimensions: [1 << 62]))
     }
 
     @Test func unknownAndRetiredTensorTypes() throws {
@@ -324,8 +365,10 @@ import Testing
         let typeOffset = try tensorTypeOffset(bytes, "blk.0.attn_q.weight", dimensions: 2)
         #expect(bytes.read(UInt32.self, at: typeOffset) == GGMLType.q4_1.rawValue)
         bytes.patch(UInt32(200), at: typeOffset)
-        #expect(openingError(bytes, in: directory) == .unknownTensorType(
-            path: path, tensor: "blk.0.attn_q.weight", rawType: 200))
+        #expect(
+            openingError(bytes, in: directory)
+                == .unknownTensorType(
+                    path: path, tensor: "blk.0.attn_q.weight", rawType: 200))
         bytes.patch(UInt32(4), at: typeOffset)
         let retired = openingError(bytes, in: directory)
         #expect(retired == .unknownTensorType(path: path, tensor: "blk.0.attn_q.weight", rawType: 4))
@@ -351,16 +394,20 @@ import Testing
 
         var bytes = original
         bytes.patch(UInt64(420), at: normOffsetField)
-        #expect(openingError(bytes, in: directory) == .misalignedTensorOffset(
-            path: path, tensor: "output_norm.weight", offset: 420, alignment: 32))
+        #expect(
+            openingError(bytes, in: directory)
+                == .misalignedTensorOffset(
+                    path: path, tensor: "output_norm.weight", offset: 420, alignment: 32))
 
         bytes = original
         bytes.patch(UInt64(1) << 20, at: normOffsetField)
         writeBytes(original, to: path)
         let dataOffset = try GGUFFile(path: path).dataOffset
-        #expect(openingError(bytes, in: directory) == .tensorOutOfBounds(
-            path: path, tensor: "output_norm.weight", offset: UInt64(dataOffset + (1 << 20)), byteCount: 256,
-            fileSize: bytes.count))
+        #expect(
+            openingError(bytes, in: directory)
+                == .tensorOutOfBounds(
+                    path: path, tensor: "output_norm.weight", offset: UInt64(dataOffset + (1 << 20)), byteCount: 256,
+                    fileSize: bytes.count))
 
         bytes = original
         bytes.patch(UInt64.max - 31, at: normOffsetField)  // aligned, but the absolute offset overflows
@@ -372,8 +419,10 @@ import Testing
 
         bytes = original
         bytes.patch(UInt64(384), at: qOffsetField)  // inside token_embd.weight's 408 bytes
-        #expect(openingError(bytes, in: directory) == .overlappingTensors(
-            path: path, first: "token_embd.weight", second: "blk.0.attn_q.weight"))
+        #expect(
+            openingError(bytes, in: directory)
+                == .overlappingTensors(
+                    path: path, first: "token_embd.weight", second: "blk.0.attn_q.weight"))
     }
 
     // MARK: Fuzzing

@@ -108,8 +108,10 @@ import Testing
             ("a.f32", .array(.float32([0.5, -.infinity]))), ("a.f64", .array(.float64([1e300]))),
             ("a.bool", .array(.bool([true, false, true]))), ("a.string", .array(.string(["", "x", "yz"]))),
             ("a.empty", .array(.float64([]))), ("a.empty strings", .array(.string([]))),
-            ("a.nested",
-             .array(.array([.int32([1, 2, 3]), .string(["in", "ner"]), .array([.bool([true])]), .uint8([])]))),
+            (
+                "a.nested",
+                .array(.array([.int32([1, 2, 3]), .string(["in", "ner"]), .array([.bool([true])]), .uint8([])]))
+            ),
         ]
         var writer = GGUFWriter()
         for (key, value) in values { writer.setMetadata(key, value) }
@@ -218,14 +220,25 @@ import Testing
         rejects({ try $0.addTensor(name: "b", dimensions: [1, 1, 1, 1, 1], values: [1]) }, "5 dimensions")
         rejects({ try $0.addTensor(name: "b", dimensions: [4, 0], values: []) }, "dimension 0")
         rejects({ try $0.addTensor(name: "b", dimensions: [4], values: [1, 2]) }, "hold 4 elements, got 2")
-        rejects({ try $0.addTensor(name: "b", dimensions: [16, 2], values: patternValues(32), type: .q8_0) },
-                "not a multiple of the q8_0 block size 32")
-        rejects({ try $0.addTensor(name: "b", dimensions: [256], values: patternValues(256), type: .q4_K) },
-                "cannot quantize ggml type q4_K")
-        rejects({ try $0.addTensor(name: "b", dimensions: [32], type: .q4_0, data: [1, 2, 3]) },
-                "take 18 bytes, got 3")
-        rejects({ $0.alignment = 24; _ = try $0.serialized() }, "alignment 24")
-        rejects({ $0.setMetadata("general.alignment", .uint32(64)); _ = try $0.serialized() },
-                "general.alignment is 64 but the writer aligns to 32")
+        rejects(
+            { try $0.addTensor(name: "b", dimensions: [16, 2], values: patternValues(32), type: .q8_0) },
+            "not a multiple of the q8_0 block size 32")
+        rejects(
+            { try $0.addTensor(name: "b", dimensions: [256], values: patternValues(256), type: .q4_K) },
+            "cannot quantize ggml type q4_K")
+        rejects(
+            { try $0.addTensor(name: "b", dimensions: [32], type: .q4_0, data: [1, 2, 3]) },
+            "take 18 bytes, got 3")
+        rejects(
+            {
+                $0.alignment = 24
+                _ = try $0.serialized()
+            }, "alignment 24")
+        rejects(
+            {
+                $0.setMetadata("general.alignment", .uint32(64))
+                _ = try $0.serialized()
+            },
+            "general.alignment is 64 but the writer aligns to 32")
     }
 }

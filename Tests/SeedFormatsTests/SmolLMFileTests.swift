@@ -39,8 +39,9 @@ import Testing
         var opened: GGUFFile?
         let elapsed = try clock.measure { opened = try open() }
         let file = try #require(opened)
-        print("parsed \(Self.fileName) (\(file.fileSize) bytes, \(file.metadataKeys.count) keys, "
-            + "\(file.tensors.count) tensors) in \(elapsed)")
+        print(
+            "parsed \(Self.fileName) (\(file.fileSize) bytes, \(file.metadataKeys.count) keys, "
+                + "\(file.tensors.count) tensors) in \(elapsed)")
         #expect(elapsed < .seconds(2), "parsing must not read tensor data")
 
         #expect(file.version == 3)
@@ -112,16 +113,26 @@ import Testing
     ///     e = gguf.quants.dequantize(t[name].data, t[name].tensor_type).reshape(-1, int(t[name].shape[0]))
     ///     print(e[row, [0, 1, 2, 575]], np.sum(e[row].astype(np.float64)))
     static let pythonRows: [(String, Int, [Float], Double)] = [
-        ("token_embd.weight", 0,
-         [-0.10654449462890625, 0.032978057861328125, 0.048198699951171875, 0.029754638671875], -2.2541093826293945),
-        ("token_embd.weight", 1, [-0.0238037109375, -0.015869140625, -0.0396728515625, -0.12843704223632812],
-         0.35922718048095703),
-        ("token_embd.weight", 49151,
-         [0.011505126953125, 0.0057525634765625, 0.0977935791015625, -0.0417022705078125], -0.4662208557128906),
-        ("blk.0.attn_q.weight", 0, [-0.0963134765625, 0.1573486328125, -0.0963134765625, 0.12353515625],
-         1.00726318359375),
-        ("blk.0.attn_q.weight", 575, [-0.15679931640625, 0.154327392578125, 0.34100341796875, -0.255859375],
-         -4.734954833984375),
+        (
+            "token_embd.weight", 0,
+            [-0.10654449462890625, 0.032978057861328125, 0.048198699951171875, 0.029754638671875], -2.2541093826293945
+        ),
+        (
+            "token_embd.weight", 1, [-0.0238037109375, -0.015869140625, -0.0396728515625, -0.12843704223632812],
+            0.35922718048095703
+        ),
+        (
+            "token_embd.weight", 49151,
+            [0.011505126953125, 0.0057525634765625, 0.0977935791015625, -0.0417022705078125], -0.4662208557128906
+        ),
+        (
+            "blk.0.attn_q.weight", 0, [-0.0963134765625, 0.1573486328125, -0.0963134765625, 0.12353515625],
+            1.00726318359375
+        ),
+        (
+            "blk.0.attn_q.weight", 575, [-0.15679931640625, 0.154327392578125, 0.34100341796875, -0.255859375],
+            -4.734954833984375
+        ),
     ]
 
     @Test func dequantizedRowsMatchPythonReference() throws {

@@ -60,7 +60,9 @@ struct SplitMix {
     func matchesNaiveProductOnRandomShapes(type: GGMLType) throws {
         var rng = SplitMix(state: UInt64(type.rawValue) &+ 7)
         let multiplier = MatrixMultiplier(pool: Self.pool)
-        for (rows, columns, tokens) in [(1, 32, 1), (17, 64, 3), (64, 576, 1), (130, 96, 5), (96, 160, 9), (33, 64, 20)] {
+        for (rows, columns, tokens) in [
+            (1, 32, 1), (17, 64, 3), (64, 576, 1), (130, 96, 5), (96, 160, 9), (33, 64, 20),
+        ] {
             let bytes = randomWeights(type, rows: rows, columns: columns, using: &rng)
             let x = (0..<(tokens * columns)).map { _ in rng.nextFloat() * 2 - 1 }
             var reference = [Float](repeating: 0, count: rows * columns)

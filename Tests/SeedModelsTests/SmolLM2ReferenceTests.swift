@@ -101,8 +101,9 @@ enum SharedModel {
             // Seed computes what transformers_f32 computes; its free-running path should follow that one further.
             let transformers = try #require(prompt.alt["transformers_f32"]).free_greedy_ids
             let common = zip(result.tokens, transformers).prefix { $0 == $1 }.count
-            print("\(prompt.name): agrees with llama.cpp for \(zip(result.tokens, prompt.generated_ids).prefix { $0 == $1 }.count) "
-                + "steps (reference agreed prefix \(agreed)), with transformers_f32 for \(common)")
+            print(
+                "\(prompt.name): agrees with llama.cpp for \(zip(result.tokens, prompt.generated_ids).prefix { $0 == $1 }.count) "
+                    + "steps (reference agreed prefix \(agreed)), with transformers_f32 for \(common)")
             #expect(common == 32, "\(prompt.name): free greedy path left transformers_f32 at step \(common)")
         }
     }

@@ -26,7 +26,10 @@ struct TestRandom {
         var values: [Float] = []
         values.reserveCapacity(count)
         for i in 0..<count {
-            if i % 32 == 0 { scale = float(in: 0.001...4); offset = (i / 32) % 3 == 0 ? float(in: -2...2) : 0 }
+            if i % 32 == 0 {
+                scale = float(in: 0.001...4)
+                offset = (i / 32) % 3 == 0 ? float(in: -2...2) : 0
+            }
             values.append(float(in: -1...1) * scale + offset)
         }
         return values

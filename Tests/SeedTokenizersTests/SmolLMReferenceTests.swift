@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SeedTokenizers
 
 /// Checks against llama.cpp's tokenization of the SmolLM2-135M-Instruct vocabulary (`shared/reference/smollm2`).
@@ -225,7 +226,8 @@ import Testing
         let decodeStart = clock.now
         for _ in 0..<iterations { _ = try tokenizer.decode(coldIDs) }
         let decode = (clock.now - decodeStart) / iterations
-        print("""
+        print(
+            """
             [timing] build from 49152 tokens + 48900 merges: \(builds.map(\.description).joined(separator: ", "))
             [timing] encode 2000 chars (\(coldIDs.count) ids): first \(cold), cached \(warm) per call
             [timing] decode \(coldIDs.count) ids: \(decode) per call

@@ -1,6 +1,7 @@
 import Foundation
 import SeedFormats
 import SeedTestSupport
+
 @testable import SeedTokenizers
 
 /// A missing or unreadable test input, with a message that says how to provide it.
@@ -47,7 +48,8 @@ enum SmolLMVocabulary {
             token_type: (m["tokenizer.ggml.token_type"]?.intArray ?? []).map { Int32($0) },
             merges: m["tokenizer.ggml.merges"]?.stringArray ?? [], pre: m["tokenizer.ggml.pre"]?.string ?? "",
             bos_token_id: m["tokenizer.ggml.bos_token_id"]?.int, eos_token_id: m["tokenizer.ggml.eos_token_id"]?.int,
-            add_bos_token: m["tokenizer.ggml.add_bos_token"]?.bool, add_eos_token: m["tokenizer.ggml.add_eos_token"]?.bool)
+            add_bos_token: m["tokenizer.ggml.add_bos_token"]?.bool,
+            add_eos_token: m["tokenizer.ggml.add_eos_token"]?.bool)
     }
 
     static let tokenizer: Result<BPETokenizer, any Error> = Result { try BPETokenizer(gguf: try file.get()) }

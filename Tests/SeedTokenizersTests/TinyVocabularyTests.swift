@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SeedTokenizers
 
 /// Tests on small hand-built vocabularies; they need no model file.
