@@ -77,6 +77,30 @@ struct SafetensorsCorruptionTests {
         #expect(try SafetensorsFile(path: path).tensors.map(\.name) == ["a", "b"])
     }
 
+    @Test("Overwriting any header byte with a few values never crashes; files that still open are consistent")
+    func headerByteFlips() throws {
+        let bytes = try validFile()
+        let headerEnd = 8 + (Int(bytes[0]) | Int(bytes[1]) << 8)
+        var opened = 0
+        for position in 0..<headerEnd {
+            for value: UInt8 in [0x00, 0x22, 0x2D, 0x31, 0x5B, 0x7B, 0x7D, 0xFF] where value != bytes[position] {
+                var mutated = bytes
+                mutated[position] = value
+                writeBytes(mutated, to: path)
+                guard let file = try? SafetensorsFile(path: path) else { continue }
+                opened += 1
+                let dataSize = mutated.count - file.dataOffset
+                #expect(file.tensors.map(\.dataRange.count).reduce(0, +) == dataSize)
+                for tensor in file.tensors {
+                    #expect(tensor.dataRange.upperBound <= dataSize)
+                    #expect(try file.floats(named: tensor.name).count == tensor.elementCount)
+                }
+            }
+        }
+        // Some mutations (inside names or metadata strings, or harmless digits) leave a valid file.
+        #expect(opened > 0)
+    }
+
     @Test("Header length field: huge, larger than the file, zero")
     func headerLength() throws {
         var bytes = try validFile()

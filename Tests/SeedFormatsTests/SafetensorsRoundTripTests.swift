@@ -1,9 +1,12 @@
 import SeedFormats
 import Testing
 
-/// Interoperability was checked by hand once (not needed by the tests): a file from
-/// `SafetensorsWriter` with every dtype loaded with Python `safetensors.numpy.load_file` to the same values, and
-/// the reference files in `SafetensorsReferenceTests` were written by Python `safetensors` 0.8.
+/// Interoperability was checked by hand once (the tests do not need Python): a file from `SafetensorsWriter` with
+/// metadata (non-ASCII, quotes, newline), every dtype, F16/BF16 from floats, a scalar and a [0, 3] tensor was opened
+/// with Python `safetensors` 0.8.0 `safe_open(..., framework="numpy")`, which accepted it and returned the same
+/// metadata, shapes and values as `SafetensorsFile.doubles(named:)` for every numpy dtype; BF16 and both F8 types
+/// were compared through `ml_dtypes` (bfloat16, float8_e4m3fn, float8_e5m2) on the raw bytes, all equal, NaNs
+/// included. The files read in `SafetensorsReferenceTests` were written by Python `safetensors` 0.8.0.
 @Suite("Safetensors round trip")
 struct SafetensorsRoundTripTests {
     /// Deterministic bytes 0, 37, 74, ... (mod 251) of the given count.
@@ -205,6 +208,31 @@ struct SafetensorsRoundTripTests {
 
         #expect(throws: SafetensorsError.self) { try writer.write(to: directory.file("missing-dir/x.safetensors")) }
         #expect(directory.entries == ["model.safetensors"])
+    }
+
+    @Test("rawPointer(for:) addresses the tensor's bytes; one file is shared by concurrent readers")
+    func rawAccessAndSharing() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("shared.safetensors")
+        var writer = SafetensorsWriter()
+        let values = (0..<1000).map { Float($0 % 128) * 0.25 - 16 }  // at most 7 significant bits: exact in BF16
+        try writer.addTensor(name: "a", shape: [10, 100], floats: values)
+        try writer.addTensor(name: "b", shape: [1000], floats: values, dtype: .bf16)
+        try writer.write(to: path)
+        let file = try SafetensorsFile(path: path)
+        let raw = try file.rawPointer(for: "a")
+        #expect(raw.count == 4000)
+        #expect(raw.loadUnaligned(fromByteOffset: 4 * 3, as: Float.self) == values[3])
+        #expect(try file.withData("b") { $0.count } == 2000)
+        #expect(try file.floats(named: "b") == values)
+        let sums = await withTaskGroup(of: Float.self) { group in
+            for name in ["a", "b", "a", "b"] {
+                group.addTask { (try? file.floats(named: name).reduce(0, +)) ?? .nan }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(sums.count == 4)
+        #expect(sums.allSatisfy { $0 == values.reduce(0, +) })
     }
 
     @Test("Writer rejects bad input with invalidWriterInput")
