@@ -52,6 +52,30 @@ enum SharedModel {
     static let f32Tolerance: Float = 1e-3
     static let llamaCppTolerance: Float = 1.5
 
+    @Test func firstLogitsMatchTransformersAndLlamaCpp() throws {
+        let model = try SharedModel.get()
+        let references = try SafetensorsFile(path: TestPaths.reference("smollm2/logits-first.safetensors"))
+        let f32 = try references.floats(named: "transformers_f32")
+        let llama = try references.floats(named: "llamacpp")
+        let session = model.makeSession(contextLength: 64)
+        let logits = Array(try session.forward([504, 3575, 282, 4649, 314]))
+        #expect(logits.count == 49152)
+        var maxF32 = Float(0)
+        var maxLlama = Float(0)
+        var sumF32 = Float(0)
+        for i in logits.indices {
+            maxF32 = max(maxF32, abs(logits[i] - f32[i]))
+            sumF32 += abs(logits[i] - f32[i])
+            maxLlama = max(maxLlama, abs(logits[i] - llama[i]))
+        }
+        print(
+            "first logits: max |seed - transformers_f32| = \(maxF32), mean = \(sumF32 / Float(logits.count)), "
+                + "max |seed - llama.cpp| = \(maxLlama)")
+        #expect(maxF32 < Self.f32Tolerance)
+        #expect(maxLlama < Self.llamaCppTolerance)
+        #expect(logits.withUnsafeBufferPointer { Sampler.argmax($0) } == 7042)
+    }
+
     @Test func teacherForcedLogitsMatchOnEveryPrompt() throws {
         let model = try SharedModel.get()
         let reference = try GreedyReference.load()
