@@ -29,7 +29,9 @@ public struct ChatTemplate: Sendable {
     public func render(messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String, eosToken: String,
                        extra: [String: JinjaValue] = [:]) throws(JinjaError) -> String {
         var context: [String: JinjaValue] = [
-            "messages": .array(messages.map { .dictionary([("role", .string($0.role)), ("content", .string($0.content))]) }),
+            "messages": .array(messages.map {
+                .dictionary([("role", .string($0.role)), ("content", .string($0.content))])
+            }),
             "add_generation_prompt": .bool(addGenerationPrompt),
             "bos_token": .string(bosToken),
             "eos_token": .string(eosToken),

@@ -55,7 +55,8 @@ extension String {
                     }
                     scalars = scalars.dropFirst()
                 } else if !inWord && maxSplit >= 0 && splits >= maxSplit {
-                    let rest = String(String.UnicodeScalarView(scalars)).pythonStrip(nil, leading: false, trailing: true)
+                    let rest = String(String.UnicodeScalarView(scalars))
+                        .pythonStrip(nil, leading: false, trailing: true)
                     if !rest.isEmpty { parts.append(rest) }
                     return parts
                 } else {
@@ -114,8 +115,8 @@ extension String {
     }
 
     fileprivate func pythonReplace(_ old: String, _ new: String, count: Int) -> String {
-        if count < 0 { return old.isEmpty ? pythonReplaceEmpty(new, count: count) : replacingOccurrences(of: old, with: new) }
         if old.isEmpty { return pythonReplaceEmpty(new, count: count) }
+        if count < 0 { return replacingOccurrences(of: old, with: new) }
         var out = ""
         var rest = self[...]
         var done = 0
@@ -372,7 +373,9 @@ extension JinjaRenderer {
             try checkStringSize(text.utf8.count)
             return .string(text)
         case "reverse":
-            if case let .string(s) = value { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
+            if case let .string(s) = value {
+                return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed())))
+            }
             return .array(try iterate(value).reversed())
         case "round":
             let precision = try integer(arguments.value(0, "precision"), "round precision") ?? 0
@@ -401,12 +404,13 @@ extension JinjaRenderer {
             var total = arguments.value(1, "start") ?? .int(0)
             let attribute = arguments.value(0, "attribute")
             for item in try iterate(value) {
-                total = try binary(.add, total, try attribute.map { (a) throws(JinjaError) in try attributePath(item, a) } ?? item)
+                let term = try attribute.map { (a) throws(JinjaError) in try attributePath(item, a) } ?? item
+                total = try binary(.add, total, term)
             }
             return total
         case "tojson":
-            let indent = try integer(arguments.value(1, "indent") ?? arguments.keyword.first { $0.name == "indent" }?.value,
-                                     "tojson indent")
+            let indentArgument = arguments.value(1, "indent") ?? arguments.keyword.first { $0.name == "indent" }?.value
+            let indent = try integer(indentArgument, "tojson indent")
             let sortKeys = arguments.keyword.first { $0.name == "sort_keys" }?.value.isTruthy ?? false
             guard let text = value.json(indent: indent, sortKeys: sortKeys) else {
                 throw fail("Object of type Undefined is not JSON serializable")
@@ -623,11 +627,14 @@ extension JinjaRenderer {
         case "join":
             var parts: [String] = []
             for item in try iterate(args.first ?? .array([])) {
-                guard case let .string(p) = item else { throw fail("join() items must be strings, not \(item.typeName)") }
+                guard case let .string(p) = item else {
+                    throw fail("join() items must be strings, not \(item.typeName)")
+                }
                 parts.append(p)
             }
             return .string(parts.joined(separator: s))
-        case "isdigit": return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal })
+        case "isdigit":
+            return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal })
         case "isalpha": return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic })
         case "isspace": return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.isWhitespace })
         case "islower": return .bool(s.contains { $0.isCased } && s == s.lowercased())
@@ -645,7 +652,9 @@ extension JinjaRenderer {
         case "range":
             var bounds: [Int] = []
             for arg in args {
-                guard let i = try integer(arg, "range argument") else { throw fail("range() arguments must be integers") }
+                guard let i = try integer(arg, "range argument") else {
+                    throw fail("range() arguments must be integers")
+                }
                 bounds.append(i)
             }
             let start: Int, stop: Int, step: Int

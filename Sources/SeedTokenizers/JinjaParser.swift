@@ -6,6 +6,8 @@ struct JinjaParser {
     private let tokens: [JinjaToken]
     private var index = 0
     private var depth = 0
+    /// How many `for` bodies enclose the current position (reset inside macros); `break` needs one.
+    private var loopDepth = 0
 
     init(tokens: [JinjaToken]) {
         self.tokens = tokens
@@ -147,7 +149,7 @@ struct JinjaParser {
             return try parseMacro(line: line, openToken: openToken)
         case "filter":
             advance()
-            let filters = try parseFilterChain(first: true)
+            let filters = try parseFilterChain()
             try expectBlockClose("filter")
             let body = try parseBlockBody(["endfilter"], opened: "filter", openToken: openToken)
             try expectBlockClose("endfilter")
@@ -160,6 +162,7 @@ struct JinjaParser {
             try expectBlockClose("endgeneration")
             return .filterBlock(filters: [], body: body.0, line: line)
         case "break", "continue":
+            guard loopDepth > 0 else { throw error("'{% \(tag) %}' outside of a loop", at: openToken) }
             advance()
             try expectBlockClose(tag)
             return tag == "break" ? .breakLoop(line: line) : .continueLoop(line: line)
@@ -191,7 +194,9 @@ struct JinjaParser {
             advance()
             targets.append(try expectName("in the loop target"))
         }
-        guard isName("in") else { throw error("expected 'in' after the loop variable, found \(Self.describe(current.kind))") }
+        guard isName("in") else {
+            throw error("expected 'in' after the loop variable, found \(Self.describe(current.kind))")
+        }
         advance()
         let iterable = try parseTernaryFree()
         var condition: JinjaExpr? = nil
@@ -203,7 +208,9 @@ struct JinjaParser {
             throw error("recursive loops are not supported")
         }
         try expectBlockClose("for")
+        loopDepth += 1
         var (body, end) = try parseBlockBody(["endfor", "else"], opened: "for", openToken: openToken)
+        loopDepth -= 1
         var otherwise: [JinjaNode] = []
         if end == "else" {
             try expectBlockClose("else")
@@ -270,7 +277,7 @@ struct JinjaParser {
         var filters: [(name: String, arguments: JinjaArguments)] = []
         if isOp("|") {
             advance()
-            filters = try parseFilterChain(first: true)
+            filters = try parseFilterChain()
         }
         guard current.kind == .blockClose else {
             throw error("expected '=' or '%}' in 'set', found \(Self.describe(current.kind))")
@@ -300,14 +307,17 @@ struct JinjaParser {
         }
         try expectOp(")", "to end the macro parameters")
         try expectBlockClose("macro")
+        let savedLoopDepth = loopDepth
+        loopDepth = 0
         let (body, _) = try parseBlockBody(["endmacro"], opened: "macro", openToken: openToken)
+        loopDepth = savedLoopDepth
         if case .name = current.kind { advance() }  // `{% endmacro name %}`
         try expectBlockClose("endmacro")
         return .macro(JinjaMacro(name: name, parameters: parameters, body: body, line: line))
     }
 
     /// Parses `name(args) | name2 …` after a `|` (or at the start of a filter block).
-    private mutating func parseFilterChain(first: Bool) throws(JinjaError) -> [(name: String, arguments: JinjaArguments)] {
+    private mutating func parseFilterChain() throws(JinjaError) -> [(name: String, arguments: JinjaArguments)] {
         var filters: [(name: String, arguments: JinjaArguments)] = []
         repeat {
             if !filters.isEmpty { advance() }  // the '|'

@@ -10,8 +10,9 @@ public struct JinjaTemplate: Sendable {
     /// The resource limits applied by ``render(_:)``.
     public let limits: JinjaLimits
 
-    /// Parses `source`, throwing ``JinjaError/syntax(message:line:column:)``, ``JinjaError/unknownTag(name:line:column:)``,
-    /// ``JinjaError/unknownFilter(name:line:)`` or ``JinjaError/unknownTest(name:line:)`` for invalid templates.
+    /// Parses `source`, throwing ``JinjaError/syntax(message:line:column:)``,
+    /// ``JinjaError/unknownTag(name:line:column:)``, ``JinjaError/unknownFilter(name:line:)`` or
+    /// ``JinjaError/unknownTest(name:line:)`` for invalid templates.
     public init(_ source: String, limits: JinjaLimits = JinjaLimits()) throws(JinjaError) {
         nodes = try JinjaParser.parse(source)
         self.limits = limits

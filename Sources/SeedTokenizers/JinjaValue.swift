@@ -177,7 +177,8 @@ extension JinjaValue {
         case let .object(o), let .namespace(o):
             if o.count == 0 { return "{}" }
             var parts: [String] = []
-            let keys = sortKeys ? o.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : o.keys
+            let keys = sortKeys
+                ? o.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : o.keys
             for key in keys {
                 guard let text = (o[key] ?? .none).json(indent: indent, sortKeys: sortKeys, level: level + 1) else {
                     return nil

@@ -203,138 +203,222 @@ end
     static let cases: [ReferenceCase] = [
         ReferenceCase(
             template: "llama3", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<s><|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         ),
         ReferenceCase(
             template: "llama3", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<s><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         ),
         ReferenceCase(
             template: "llama3", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<s><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello! How can I help?<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke.\nPlease.<|eot_id|>")
         ),
         ReferenceCase(
             template: "qwen2", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n")
         ),
         ReferenceCase(
             template: "qwen2", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<|im_start|>system\n  Be brief.  <|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
         ),
         ReferenceCase(
             template: "qwen2", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n Hello! How can I help? <|im_end|>\n<|im_start|>user\nTell me a joke.\nPlease.<|im_end|>\n")
         ),
         ReferenceCase(
             template: "zephyr", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<|user|>\nHello!</s>\n<|assistant|>\n")
         ),
         ReferenceCase(
             template: "zephyr", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<|system|>\n  Be brief.  </s>\n<|user|>\nWhat is 2+2?</s>\n<|assistant|>\n")
         ),
         ReferenceCase(
             template: "zephyr", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<|user|>\nHi</s>\n<|assistant|>\n Hello! How can I help? </s>\n<|user|>\nTell me a joke.\nPlease.</s>\n")
         ),
         ReferenceCase(
             template: "llama2", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<s>[INST] Hello! [/INST]")
         ),
         ReferenceCase(
             template: "llama2", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<s>[INST] <<SYS>>\n  Be brief.  \n<</SYS>>\n\nWhat is 2+2? [/INST]")
         ),
         ReferenceCase(
             template: "llama2", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<s>[INST] Hi [/INST] Hello! How can I help? </s><s>[INST] Tell me a joke.\nPlease. [/INST]")
         ),
         ReferenceCase(
             template: "phi3", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<|user|>\nHello!<|end|>\n<|assistant|>\n")
         ),
         ReferenceCase(
             template: "phi3", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<|system|>\n  Be brief.  <|end|>\n<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n")
         ),
         ReferenceCase(
             template: "phi3", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<|user|>\nHi<|end|>\n<|assistant|>\n Hello! How can I help? <|end|>\n<|user|>\nTell me a joke.\nPlease.<|end|>\n</s>")
         ),
         ReferenceCase(
             template: "llama31", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<s><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         ),
         ReferenceCase(
             template: "llama31", name: "system-user", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .rendered("<s><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         ),
         ReferenceCase(
             template: "llama31", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<s><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello! How can I help?<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke.\nPlease.<|eot_id|>")
         ),
         ReferenceCase(
             template: "mistral", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<s>[INST] Hello! [/INST]")
         ),
         ReferenceCase(
             template: "mistral", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<s>[INST] Hi [/INST] Hello! How can I help? </s>[INST] Tell me a joke.\nPlease. [/INST]")
         ),
         ReferenceCase(
             template: "mistral", name: "bad-alternation", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "a"), ChatMessage(role: "user", content: "b")],
+            messages: [
+                ChatMessage(role: "user", content: "a"),
+                ChatMessage(role: "user", content: "b")
+            ],
             expected: .raised("Conversation roles must alternate user/assistant/user/assistant/...")
         ),
         ReferenceCase(
             template: "mistral", name: "system-rejected", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "s")],
+            messages: [
+                ChatMessage(role: "system", content: "s")
+            ],
             expected: .raised("Conversation roles must alternate user/assistant/user/assistant/...")
         ),
         ReferenceCase(
             template: "gemma", name: "user-only", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "user", content: "Hello!")],
+            messages: [
+                ChatMessage(role: "user", content: "Hello!")
+            ],
             expected: .rendered("<s><start_of_turn>user\nHello!<end_of_turn>\n<start_of_turn>model\n")
         ),
         ReferenceCase(
             template: "gemma", name: "multi-turn", addGenerationPrompt: false,
-            messages: [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: " Hello! How can I help? "), ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")],
+            messages: [
+                ChatMessage(role: "user", content: "Hi"),
+                ChatMessage(role: "assistant", content: " Hello! How can I help? "),
+                ChatMessage(role: "user", content: "Tell me a joke.\nPlease.")
+            ],
             expected: .rendered("<s><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello! How can I help?<end_of_turn>\n<start_of_turn>user\nTell me a joke.\nPlease.<end_of_turn>\n")
         ),
         ReferenceCase(
             template: "gemma", name: "system-rejected", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "  Be brief.  "), ChatMessage(role: "user", content: "What is 2+2?")],
+            messages: [
+                ChatMessage(role: "system", content: "  Be brief.  "),
+                ChatMessage(role: "user", content: "What is 2+2?")
+            ],
             expected: .raised("System role not supported")
         ),
         ReferenceCase(
             template: "features", name: "mixed", addGenerationPrompt: true,
-            messages: [ChatMessage(role: "system", content: "sys"), ChatMessage(role: "user", content: "hello there"), ChatMessage(role: "assistant", content: "skip me"), ChatMessage(role: "user", content: "ünïcode ✓"), ChatMessage(role: "assistant", content: "stop"), ChatMessage(role: "user", content: "never")],
+            messages: [
+                ChatMessage(role: "system", content: "sys"),
+                ChatMessage(role: "user", content: "hello there"),
+                ChatMessage(role: "assistant", content: "skip me"),
+                ChatMessage(role: "user", content: "ünïcode ✓"),
+                ChatMessage(role: "assistant", content: "stop"),
+                ChatMessage(role: "user", content: "never")
+            ],
             expected: .rendered("    1/5 0 5 F: <USER>Hello There</user>\n    3/5 2 3 : <USER>Ünïcode ✓</user>\ncount=4 roles=user,assistant,user,assistant ['user', 'assistant', 'user', 'assistant']\n6 [\"system\", \"user\", \"assistant\", \"user\", \"assistant\", \"user\"] 3\nsys|skip me|stop\n{\"b\": 1, \"a\": [1, 2.5, null, true, \"q\\\"x\"], \"c\": {\"k\": \"v\"}} {\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    null,\n    true,\n    \"q\\\"x\"\n  ],\n  \"c\": {\n    \"k\": \"v\"\n  }\n} 3 ['b', 'a', 'c'] dflt v\na=[1, 2.5, None, True, 'q\"x'];b=1;c={'k': 'v'};b:False,a:False,c:True,[1, 2, 3] 3 cba [2, 3, 4] [4, 5] ell\n3 -4 1 2 3.5 1024 3 5.0 2.5 2.5\na1NoneTrue xxx True True True True True\n|False|fallback|e\npadded|3|hello world|Hello world|It's A-B (C)|It's\n['a', 'b', '', 'c'] ['a', 'b'] hi l|r| ABC a+b+c ab-c\nHello World They'Re Bill'S True 4 5.0 3! 3 2.0 1000.0\n[0, 1, 2, 3, 4] [2, 5, 8] [5, 3, 1] 6 9 2 [1, 2] [2, 1]\nTrue True True True True True True False True True True True\nFalse x True [1, [2, 'x']] {'a': None} n -3 tab\thereCAPTURED 2 FILTERED TEXT  kept-indent\nend")
         ),
         ReferenceCase(
             template: "features", name: "empty", addGenerationPrompt: false,
-            messages: [],
+            messages: [
+                
+            ],
             expected: .rendered("    no messages\ncount=0 roles= []\n0 [] 0\n\n{\"b\": 1, \"a\": [1, 2.5, null, true, \"q\\\"x\"], \"c\": {\"k\": \"v\"}} {\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    null,\n    true,\n    \"q\\\"x\"\n  ],\n  \"c\": {\n    \"k\": \"v\"\n  }\n} 3 ['b', 'a', 'c'] dflt v\na=[1, 2.5, None, True, 'q\"x'];b=1;c={'k': 'v'};b:False,a:False,c:True,[1, 2, 3] 3 cba [2, 3, 4] [4, 5] ell\n3 -4 1 2 3.5 1024 3 5.0 2.5 2.5\na1NoneTrue xxx True True True True True\n|False|fallback|e\npadded|3|hello world|Hello world|It's A-B (C)|It's\n['a', 'b', '', 'c'] ['a', 'b'] hi l|r| ABC a+b+c ab-c\nHello World They'Re Bill'S True 4 5.0 3! 3 2.0 1000.0\n[0, 1, 2, 3, 4] [2, 5, 8] [5, 3, 1] 6 9 2 [1, 2] [2, 1]\nTrue True True True True True True False True True True True\nFalse x True [1, [2, 'x']] {'a': None} n -3 tab\thereCAPTURED 2 FILTERED TEXT  kept-indent\nend")
         ),
     ]
+
 }

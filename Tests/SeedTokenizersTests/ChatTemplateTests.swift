@@ -163,7 +163,8 @@ struct ChatTemplateErrorTests {
     @Test("malformed expressions and tags are syntax errors", arguments: [
         "{{ 1 + }}", "{{ (1 }}", "{{ 'unterminated }}", "{{ x", "{% if %}{% endif %}", "{% endif %}",
         "{% for in x %}{% endfor %}", "{{ a b }}", "{% set = 1 %}", "{# never closed", "{{ [1, 2 }}",
-        "{% if x %}{% else %}{% else %}{% endif %}", "{{ f(a=1, 2) }}", "{{ x[] }}", "{{ 1 ? 2 }}",
+        "{% if x %}{% else %}{% else %}{% endif %}", "{% break %}", "{% if x %}{% continue %}{% endif %}",
+        "{{ f(a=1, 2) }}", "{{ x[] }}", "{{ 1 ? 2 }}",
     ])
     func syntaxErrors(_ source: String) {
         let error = failure(source, ["x": 1])
@@ -175,7 +176,8 @@ struct ChatTemplateErrorTests {
 
     @Test("raise_exception surfaces the template's message")
     func raiseException() {
-        let source = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        let source = "{% if messages[0]['role'] == 'system' %}"
+            + "{{ raise_exception('System role not supported') }}{% endif %}"
         #expect(failure(source, ["messages": [["role": "system", "content": "x"]]])
             == .raised("System role not supported"))
     }
