@@ -30,9 +30,11 @@ func randomWeights(_ type: GGMLType, rows: Int, columns: Int, using rng: inout S
             switch type {
             case .q4_0, .q8_0:
                 (bytes[base], bytes[base + 1]) = half(rng.nextFloat() * 0.1)
-            case .q4_1:
+            case .q4_1, .q4_K, .q5_K:
                 (bytes[base], bytes[base + 1]) = half(rng.nextFloat() * 0.1)
                 (bytes[base + 2], bytes[base + 3]) = half(rng.nextFloat() * 0.2 - 0.1)
+            case .q6_K:
+                (bytes[base + 208], bytes[base + 209]) = half(rng.nextFloat() * 0.01)
             default:
                 break
             }
