@@ -134,54 +134,22 @@ public struct GGUFWriter: Sendable {
     /// - Throws: ``GGUFError/writeFailed(path:reason:)``, or the errors of ``serialized()``.
     public func write(to path: String) throws(GGUFError) {
         let head = try header()
-        var template = Array((path + ".tmp-XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else {
-            throw .writeFailed(path: path, reason: "cannot create a temporary file: \(lastErrorDescription())")
-        }
-        let temporaryPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        do throws(GGUFError) {
-            try writeAll(descriptor, head, path: path)
-            var written = head.count
-            for name in tensorNames {
-                let bytes = tensorData[name]!.bytes
-                try writeAll(descriptor, bytes, path: path)
-                written += bytes.count
-                let zeros = [UInt8](repeating: 0, count: padding(after: written))
-                try writeAll(descriptor, zeros, path: path)
-                written += zeros.count
-            }
-            guard fchmod(descriptor, 0o644) == 0, fsync(descriptor) == 0 else {
-                throw .writeFailed(path: path, reason: lastErrorDescription())
-            }
-            guard close(descriptor) == 0 else { throw .writeFailed(path: path, reason: lastErrorDescription()) }
-        } catch {
-            close(descriptor)
-            unlink(temporaryPath)
-            throw error
-        }
-        guard rename(temporaryPath, path) == 0 else {
-            let reason = lastErrorDescription()
-            unlink(temporaryPath)
-            throw .writeFailed(path: path, reason: "cannot rename the temporary file into place: \(reason)")
-        }
-    }
-
-    private func writeAll(_ descriptor: Int32, _ bytes: [UInt8], path: String) throws(GGUFError) {
-        var failure: GGUFError?
-        bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let result = systemWrite(descriptor, buffer.baseAddress! + done, buffer.count - done)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    failure = .writeFailed(path: path, reason: lastErrorDescription())
-                    return
+        do throws(AtomicWriteFailure) {
+            try writeFileAtomically(path) { sink throws(AtomicWriteFailure) in
+                try sink.write(head)
+                var written = head.count
+                for name in tensorNames {
+                    let bytes = tensorData[name]!.bytes
+                    try sink.write(bytes)
+                    written += bytes.count
+                    let zeros = [UInt8](repeating: 0, count: padding(after: written))
+                    try sink.write(zeros)
+                    written += zeros.count
                 }
-                done += result
             }
+        } catch {
+            throw .writeFailed(path: path, reason: error.reason)
         }
-        if let failure { throw failure }
     }
 
     /// Levels of array nesting in a value: 0 for a scalar, 1 for an array of scalars.
@@ -248,13 +216,6 @@ public struct GGUFWriter: Sendable {
 }
 
 /// `write(2)`, named so as not to clash with ``GGUFWriter/write(to:)``.
-private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-        Glibc.write(descriptor, buffer, count)
-    #else
-        Darwin.write(descriptor, buffer, count)
-    #endif
-}
 
 /// Little-endian encoder for GGUF fields.
 private struct ByteSink {

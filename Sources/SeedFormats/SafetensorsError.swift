@@ -32,7 +32,8 @@ public enum SafetensorsError: Error, Sendable, Equatable, CustomStringConvertibl
     /// A tensor's `data_offsets` are not two non-negative integers with `begin <= end`; `value` is their JSON text.
     case invalidDataOffsets(path: String, tensor: String, value: String)
     /// `end - begin` of a tensor's data is not `elementCount * dtype.byteSize`.
-    case dataSizeMismatch(path: String, tensor: String, dtype: SafetensorsDType, shape: [Int], byteCount: Int,
+    case dataSizeMismatch(
+        path: String, tensor: String, dtype: SafetensorsDType, shape: [Int], byteCount: Int,
         expected: Int)
     /// A tensor's data range (relative to the data section) reaches past the end of the data section.
     case tensorOutOfBounds(path: String, tensor: String, dataRange: Range<Int>, dataSize: Int)

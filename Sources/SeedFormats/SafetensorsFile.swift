@@ -99,7 +99,8 @@ public final class SafetensorsFile: Sendable {
     /// ``withData(_:_:)``, which guarantees that.
     public func rawPointer(for name: String) throws(SafetensorsError) -> UnsafeRawBufferPointer {
         let info = try requireTensor(name)
-        return UnsafeRawBufferPointer(start: file.base + dataOffset + info.dataRange.lowerBound,
+        return UnsafeRawBufferPointer(
+            start: file.base + dataOffset + info.dataRange.lowerBound,
             count: info.dataRange.count)
     }
 
@@ -192,8 +193,10 @@ public final class SafetensorsFile: Sendable {
         }
 
         tensors.sort { a, b in
-            (a.dataRange.lowerBound, a.dataRange.upperBound, a.name) < (b.dataRange.lowerBound, b.dataRange.upperBound,
-                b.name)
+            (a.dataRange.lowerBound, a.dataRange.upperBound, a.name) < (
+                b.dataRange.lowerBound, b.dataRange.upperBound,
+                b.name
+            )
         }
         var covered = 0
         var previous: String?
@@ -234,7 +237,8 @@ public final class SafetensorsFile: Sendable {
         throws(SafetensorsError) -> SafetensorsTensorInfo
     {
         guard case .object(let fields) = value else {
-            throw .invalidTensorEntry(path: path, tensor: name,
+            throw .invalidTensorEntry(
+                path: path, tensor: name,
                 reason: "entry is \(value.typeName), expected an object")
         }
         func field(_ key: String) throws(SafetensorsError) -> SafetensorsJSON {
@@ -249,7 +253,8 @@ public final class SafetensorsFile: Sendable {
         }
 
         guard case .string(let dtypeName) = try field("dtype") else {
-            throw .invalidTensorEntry(path: path, tensor: name,
+            throw .invalidTensorEntry(
+                path: path, tensor: name,
                 reason: "\"dtype\" is \(try field("dtype").typeName), expected a string")
         }
         guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
@@ -258,7 +263,8 @@ public final class SafetensorsFile: Sendable {
 
         let shapeValue = try field("shape")
         guard case .array(let dimensions) = shapeValue else {
-            throw .invalidTensorEntry(path: path, tensor: name,
+            throw .invalidTensorEntry(
+                path: path, tensor: name,
                 reason: "\"shape\" is \(shapeValue.typeName), expected an array of integers")
         }
         var shape: [Int] = []
@@ -281,7 +287,8 @@ public final class SafetensorsFile: Sendable {
 
         let offsetsValue = try field("data_offsets")
         guard case .array(let offsets) = offsetsValue else {
-            throw .invalidTensorEntry(path: path, tensor: name,
+            throw .invalidTensorEntry(
+                path: path, tensor: name,
                 reason: "\"data_offsets\" is \(offsetsValue.typeName), expected an array of two integers")
         }
         guard offsets.count == 2, let begin = offsets[0].integer, let end = offsets[1].integer, begin >= 0,
@@ -290,13 +297,15 @@ public final class SafetensorsFile: Sendable {
             throw .invalidDataOffsets(path: path, tensor: name, value: offsetsValue.brief)
         }
         guard end - begin == byteCount else {
-            throw .dataSizeMismatch(path: path, tensor: name, dtype: dtype, shape: shape, byteCount: end - begin,
+            throw .dataSizeMismatch(
+                path: path, tensor: name, dtype: dtype, shape: shape, byteCount: end - begin,
                 expected: byteCount)
         }
         guard end <= dataSize else {
             throw .tensorOutOfBounds(path: path, tensor: name, dataRange: begin..<end, dataSize: dataSize)
         }
-        return SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end,
+        return SafetensorsTensorInfo(
+            name: name, dtype: dtype, shape: shape, dataRange: begin..<end,
             elementCount: elementCount)
     }
 }

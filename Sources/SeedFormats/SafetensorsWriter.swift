@@ -60,8 +60,9 @@ public struct SafetensorsWriter {
         let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw .invalidWriterInput(reason: "tensor '\(name)' shape \(shape) overflows") }
         guard bytes.count == expected else {
-            throw .invalidWriterInput(reason: "tensor '\(name)' (\(dtype.rawValue), shape \(shape)) needs \(expected) "
-                + "bytes, got \(bytes.count)")
+            throw .invalidWriterInput(
+                reason: "tensor '\(name)' (\(dtype.rawValue), shape \(shape)) needs \(expected) "
+                    + "bytes, got \(bytes.count)")
         }
         names.insert(name)
         entries.append(Entry(name: name, dtype: dtype, shape: shape, bytes: bytes))
@@ -84,8 +85,9 @@ public struct SafetensorsWriter {
         case .bf16: for value in floats { appendLittleEndian(floatToBF16(value), to: &bytes) }
         case .f64: for value in floats { appendLittleEndian(Double(value).bitPattern, to: &bytes) }
         default:
-            throw .invalidWriterInput(reason: "tensor '\(name)': floats cannot be stored as \(dtype.rawValue) "
-                + "(use F32, F16, BF16 or F64, or pass raw bytes)")
+            throw .invalidWriterInput(
+                reason: "tensor '\(name)': floats cannot be stored as \(dtype.rawValue) "
+                    + "(use F32, F16, BF16 or F64, or pass raw bytes)")
         }
         try addTensor(name: name, dtype: dtype, shape: shape, bytes: bytes)
     }
@@ -151,64 +153,15 @@ public struct SafetensorsWriter {
     public func write(to path: String) throws(SafetensorsError) {
         let tensors = ordered
         let head = header(for: tensors)
-        var template = Array((path + ".tmp-XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else {
-            throw .writeFailed(path: path, reason: "cannot create a temporary file: \(lastErrorDescription())")
-        }
-        let temporaryPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        do throws(SafetensorsError) {
-            try writeAll(descriptor, head, path: path)
-            for tensor in tensors { try writeAll(descriptor, tensor.bytes, path: path) }
-            guard fchmod(descriptor, 0o644) == 0, fsync(descriptor) == 0 else {
-                throw .writeFailed(path: path, reason: lastErrorDescription())
+        do throws(AtomicWriteFailure) {
+            try writeFileAtomically(path) { sink throws(AtomicWriteFailure) in
+                try sink.write(head)
+                for tensor in tensors { try sink.write(tensor.bytes) }
             }
-            guard close(descriptor) == 0 else { throw .writeFailed(path: path, reason: lastErrorDescription()) }
         } catch {
-            close(descriptor)
-            unlink(temporaryPath)
-            throw error
-        }
-        guard rename(temporaryPath, path) == 0 else {
-            let reason = lastErrorDescription()
-            unlink(temporaryPath)
-            throw .writeFailed(path: path, reason: "cannot rename the temporary file into place: \(reason)")
-        }
-        // Make the rename itself durable; failure here does not undo a completed write, so it is not reported.
-        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
-        let directory = slash.map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
-        let directoryDescriptor = open(directory, O_RDONLY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            fsync(directoryDescriptor)
-            close(directoryDescriptor)
+            throw .writeFailed(path: path, reason: error.reason)
         }
     }
-
-    private func writeAll(_ descriptor: Int32, _ bytes: [UInt8], path: String) throws(SafetensorsError) {
-        var failure: SafetensorsError?
-        bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let result = writeBytes(descriptor, buffer.baseAddress! + done, buffer.count - done)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    failure = .writeFailed(path: path, reason: lastErrorDescription())
-                    return
-                }
-                done += result
-            }
-        }
-        if let failure { throw failure }
-    }
-}
-
-/// `write(2)`, named so as not to clash with ``SafetensorsWriter/write(to:)``.
-private func writeBytes(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-        Glibc.write(descriptor, buffer, count)
-    #else
-        Darwin.write(descriptor, buffer, count)
-    #endif
 }
 
 private func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {

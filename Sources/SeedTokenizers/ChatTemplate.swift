@@ -26,12 +26,15 @@ public struct ChatTemplate: Sendable {
     ///
     /// The template sees `messages` (a list of `{role, content}` dicts), `add_generation_prompt`, `bos_token`
     /// and `eos_token`, plus every entry of `extra` (which may override them).
-    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String, eosToken: String,
-                       extra: [String: JinjaValue] = [:]) throws(JinjaError) -> String {
+    public func render(
+        messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String, eosToken: String,
+        extra: [String: JinjaValue] = [:]
+    ) throws(JinjaError) -> String {
         var context: [String: JinjaValue] = [
-            "messages": .array(messages.map {
-                .dictionary([("role", .string($0.role)), ("content", .string($0.content))])
-            }),
+            "messages": .array(
+                messages.map {
+                    .dictionary([("role", .string($0.role)), ("content", .string($0.content))])
+                }),
             "add_generation_prompt": .bool(addGenerationPrompt),
             "bos_token": .string(bosToken),
             "eos_token": .string(eosToken),

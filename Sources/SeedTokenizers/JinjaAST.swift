@@ -30,13 +30,25 @@ struct JinjaArguments: Sendable {
 }
 
 enum JinjaBinaryOperator: String, Sendable {
-    case add = "+", subtract = "-", multiply = "*", divide = "/", floorDivide = "//", modulo = "%", power = "**"
+    case add = "+"
+    case subtract = "-"
+    case multiply = "*"
+    case divide = "/"
+    case floorDivide = "//"
+    case modulo = "%"
+    case power = "**"
     case concat = "~"
 }
 
 enum JinjaCompareOperator: String, Sendable {
-    case equal = "==", notEqual = "!=", less = "<", lessEqual = "<=", greater = ">", greaterEqual = ">="
-    case contains = "in", notContains = "not in"
+    case equal = "=="
+    case notEqual = "!="
+    case less = "<"
+    case lessEqual = "<="
+    case greater = ">"
+    case greaterEqual = ">="
+    case contains = "in"
+    case notContains = "not in"
 }
 
 /// The left-hand side of `{% set %}`.

@@ -149,7 +149,7 @@ extension JinjaRenderer {
     func string(_ value: JinjaValue?, _ what: String) throws(JinjaError) -> String? {
         switch value {
         case nil, .none?, .undefined?: return nil
-        case let .string(s)?: return s
+        case .string(let s)?: return s
         case let other?: throw fail("\(what) must be a string, not \(other.typeName)")
         }
     }
@@ -157,8 +157,8 @@ extension JinjaRenderer {
     func integer(_ value: JinjaValue?, _ what: String) throws(JinjaError) -> Int? {
         switch value {
         case nil, .none?, .undefined?: return nil
-        case let .int(i)?: return i
-        case let .bool(b)?: return b ? 1 : 0
+        case .int(let i)?: return i
+        case .bool(let b)?: return b ? 1 : 0
         case let other?: throw fail("\(what) must be an integer, not \(other.typeName)")
         }
     }
@@ -166,9 +166,9 @@ extension JinjaRenderer {
     func length(_ value: JinjaValue) throws(JinjaError) -> Int {
         switch value {
         case .undefined: return 0
-        case let .string(s): return s.unicodeScalars.count
-        case let .array(a): return a.count
-        case let .object(o), let .namespace(o): return o.count
+        case .string(let s): return s.unicodeScalars.count
+        case .array(let a): return a.count
+        case .object(let o), .namespace(let o): return o.count
         default: throw fail("object of type '\(value.typeName)' has no len()")
         }
     }
@@ -176,7 +176,7 @@ extension JinjaRenderer {
     /// Looks up a dotted attribute path (`"a.b"`, or an integer index) as Jinja's `attribute=` arguments do.
     func attributePath(_ value: JinjaValue, _ path: JinjaValue) throws(JinjaError) -> JinjaValue {
         if case .int = path { return try item(value, path) }
-        guard case let .string(text) = path else { throw fail("attribute must be a string, not \(path.typeName)") }
+        guard case .string(let text) = path else { throw fail("attribute must be a string, not \(path.typeName)") }
         var current = value
         for part in text.split(separator: ".", omittingEmptySubsequences: false) {
             if let index = Int(part), case .array = current {
@@ -188,17 +188,19 @@ extension JinjaRenderer {
         return current
     }
 
-    mutating func applyFilter(_ name: String, to value: JinjaValue,
-                              _ arguments: JinjaCallArguments) throws(JinjaError) -> JinjaValue {
+    mutating func applyFilter(
+        _ name: String, to value: JinjaValue,
+        _ arguments: JinjaCallArguments
+    ) throws(JinjaError) -> JinjaValue {
         let args = arguments.positional
         switch name {
         case "abs":
             switch value {
-            case let .int(i):
+            case .int(let i):
                 guard i != Int.min else { throw fail("integer overflow in abs") }
                 return .int(abs(i))
-            case let .double(d): return .double(abs(d))
-            case let .bool(b): return .int(b ? 1 : 0)
+            case .double(let d): return .double(abs(d))
+            case .bool(let b): return .int(b ? 1 : 0)
             default: throw fail("bad operand type for abs(): '\(value.typeName)'")
             }
         case "attr":
@@ -214,13 +216,15 @@ extension JinjaRenderer {
             if value == .undefined || (boolean && !value.isTruthy) { return fallback }
             return value
         case "dictsort":
-            guard case let .object(o) = value else { throw fail("dictsort expects a dict, not \(value.typeName)") }
+            guard case .object(let o) = value else { throw fail("dictsort expects a dict, not \(value.typeName)") }
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let byValue = (try string(arguments.value(1, "by"), "dictsort 'by'")) == "value"
             let reverse = arguments.value(2, "reverse")?.isTruthy ?? false
             let pairs = o.keys.map { JinjaValue.array([.string($0), o[$0] ?? .none]) }
-            return .array(try sorted(pairs, attribute: .int(byValue ? 1 : 0), caseSensitive: caseSensitive,
-                                     reverse: reverse))
+            return .array(
+                try sorted(
+                    pairs, attribute: .int(byValue ? 1 : 0), caseSensitive: caseSensitive,
+                    reverse: reverse))
         case "e", "escape":
             var out = ""
             for c in value.renderedString {
@@ -235,18 +239,18 @@ extension JinjaRenderer {
             }
             return .string(out)
         case "first":
-            if case let .string(s) = value { return s.unicodeScalars.first.map { .string(String($0)) } ?? .undefined }
+            if case .string(let s) = value { return s.unicodeScalars.first.map { .string(String($0)) } ?? .undefined }
             return try iterate(value).first ?? .undefined
         case "last":
-            if case let .string(s) = value { return s.unicodeScalars.last.map { .string(String($0)) } ?? .undefined }
+            if case .string(let s) = value { return s.unicodeScalars.last.map { .string(String($0)) } ?? .undefined }
             return try iterate(value).last ?? .undefined
         case "float":
             let fallback = arguments.value(0, "default") ?? .double(0)
             switch value {
-            case let .int(i): return .double(Double(i))
-            case let .double(d): return .double(d)
-            case let .bool(b): return .double(b ? 1 : 0)
-            case let .string(s):
+            case .int(let i): return .double(Double(i))
+            case .double(let d): return .double(d)
+            case .bool(let b): return .double(b ? 1 : 0)
+            case .string(let s):
                 return Double(s.pythonStrip(nil, leading: true, trailing: true)).map { .double($0) } ?? fallback
             default: return fallback
             }
@@ -254,12 +258,12 @@ extension JinjaRenderer {
             let fallback = arguments.value(0, "default") ?? .int(0)
             let base = try integer(arguments.value(1, "base"), "int base") ?? 10
             switch value {
-            case let .int(i): return .int(i)
-            case let .double(d):
+            case .int(let i): return .int(i)
+            case .double(let d):
                 guard d.isFinite, abs(d) < 9.2e18 else { return fallback }
                 return .int(Int(d))
-            case let .bool(b): return .int(b ? 1 : 0)
-            case let .string(s):
+            case .bool(let b): return .int(b ? 1 : 0)
+            case .string(let s):
                 let text = s.pythonStrip(nil, leading: true, trailing: true).replacingOccurrences(of: "_", with: "")
                 guard (2...36).contains(base) else { throw fail("int() base must be between 2 and 36") }
                 if let i = Int(text, radix: base) { return .int(i) }
@@ -270,7 +274,7 @@ extension JinjaRenderer {
         case "indent":
             let width: String
             switch arguments.value(0, "width") {
-            case let .string(s)?: width = s
+            case .string(let s)?: width = s
             case let other?: width = String(repeating: " ", count: max(0, try integer(other, "indent width") ?? 4))
             case nil: width = "    "
             }
@@ -279,14 +283,17 @@ extension JinjaRenderer {
             let lines = value.renderedString.components(separatedBy: "\n")
             var out: [String] = []
             for (index, text) in lines.enumerated() {
-                if index == 0 && !first { out.append(text); continue }
+                if index == 0 && !first {
+                    out.append(text)
+                    continue
+                }
                 out.append(text.isEmpty && !blank ? text : width + text)
             }
             return .string(out.joined(separator: "\n"))
         case "items":
             switch value {
             case .undefined: return .array([])
-            case let .object(o), let .namespace(o):
+            case .object(let o), .namespace(let o):
                 return .array(o.keys.map { .array([.string($0), o[$0] ?? .none]) })
             default: throw fail("items filter expects a dict, not \(value.typeName)")
             }
@@ -322,7 +329,7 @@ extension JinjaRenderer {
                 }
                 return .array(results)
             }
-            guard case let .string(filter)? = args.first else {
+            guard case .string(let filter)? = args.first else {
                 throw fail("map needs a filter name or attribute=...")
             }
             guard JinjaBuiltins.filterNames.contains(filter) else {
@@ -341,7 +348,7 @@ extension JinjaRenderer {
             var results: [JinjaValue] = []
             for item in try iterate(value) {
                 let passes: Bool
-                if case let .string(test)? = args.first {
+                if case .string(let test)? = args.first {
                     passes = try applyTest(test, to: item, Array(args.dropFirst()))
                 } else {
                     passes = item.isTruthy
@@ -356,7 +363,7 @@ extension JinjaRenderer {
                 let field = try attributePath(item, attribute)
                 let passes: Bool
                 if args.count > 1 {
-                    guard case let .string(test) = args[1] else { throw fail("\(name) test name must be a string") }
+                    guard case .string(let test) = args[1] else { throw fail("\(name) test name must be a string") }
                     passes = try applyTest(test, to: field, Array(args.dropFirst(2)))
                 } else {
                     passes = field.isTruthy
@@ -366,14 +373,14 @@ extension JinjaRenderer {
             return .array(results)
         case "replace":
             guard let old = try string(arguments.value(0, "old"), "replace's first argument"),
-                  let new = try string(arguments.value(1, "new"), "replace's second argument")
+                let new = try string(arguments.value(1, "new"), "replace's second argument")
             else { throw fail("replace needs two string arguments") }
             let count = try integer(arguments.value(2, "count"), "replace count") ?? -1
             let text = value.renderedString.pythonReplace(old, new, count: count)
             try checkStringSize(text.utf8.count)
             return .string(text)
         case "reverse":
-            if case let .string(s) = value {
+            if case .string(let s) = value {
                 return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed())))
             }
             return .array(try iterate(value).reversed())
@@ -396,8 +403,10 @@ extension JinjaRenderer {
             let reverse = arguments.value(0, "reverse")?.isTruthy ?? false
             let caseSensitive = arguments.value(1, "case_sensitive")?.isTruthy ?? false
             let attribute = arguments.value(2, "attribute")
-            return .array(try sorted(try iterate(value), attribute: attribute, caseSensitive: caseSensitive,
-                                     reverse: reverse))
+            return .array(
+                try sorted(
+                    try iterate(value), attribute: attribute, caseSensitive: caseSensitive,
+                    reverse: reverse))
         case "string":
             return .string(value.renderedString)
         case "sum":
@@ -438,12 +447,14 @@ extension JinjaRenderer {
     }
 
     static func caseFolded(_ value: JinjaValue) -> JinjaValue {
-        if case let .string(s) = value { return .string(s.lowercased()) }
+        if case .string(let s) = value { return .string(s.lowercased()) }
         return value
     }
 
-    func sorted(_ items: [JinjaValue], attribute: JinjaValue?, caseSensitive: Bool,
-                reverse: Bool) throws(JinjaError) -> [JinjaValue] {
+    func sorted(
+        _ items: [JinjaValue], attribute: JinjaValue?, caseSensitive: Bool,
+        reverse: Bool
+    ) throws(JinjaError) -> [JinjaValue] {
         var keyed: [(key: JinjaValue, value: JinjaValue)] = []
         for item in items {
             var key = item
@@ -494,10 +505,10 @@ extension JinjaRenderer {
             }
         case "callable": return false
         case "odd", "even":
-            guard case let .int(i) = value else { throw fail("test '\(name)' needs an integer, not \(value.typeName)") }
+            guard case .int(let i) = value else { throw fail("test '\(name)' needs an integer, not \(value.typeName)") }
             return (i % 2 != 0) == (name == "odd")
         case "divisibleby":
-            guard case let .int(i) = value, case let .int(d) = try argument() else {
+            guard case .int(let i) = value, case .int(let d) = try argument() else {
                 throw fail("divisibleby needs integers")
             }
             guard d != 0 else { throw JinjaError.divisionByZero(line: line) }
@@ -511,10 +522,10 @@ extension JinjaRenderer {
         case "in": return try contains(try argument(), value)
         case "sameas": return value == (try argument())
         case "lower":
-            guard case let .string(s) = value else { return false }
+            guard case .string(let s) = value else { return false }
             return s == s.lowercased()
         case "upper":
-            guard case let .string(s) = value else { return false }
+            guard case .string(let s) = value else { return false }
             return s == s.uppercased()
         default:
             throw JinjaError.unknownTest(name: name, line: line)
@@ -523,24 +534,26 @@ extension JinjaRenderer {
 
     // MARK: Methods
 
-    mutating func callMethod(_ receiver: JinjaValue, _ name: String,
-                             _ arguments: JinjaCallArguments) throws(JinjaError) -> JinjaValue {
+    mutating func callMethod(
+        _ receiver: JinjaValue, _ name: String,
+        _ arguments: JinjaCallArguments
+    ) throws(JinjaError) -> JinjaValue {
         let args = arguments.positional
         switch receiver {
-        case let .string(s):
+        case .string(let s):
             return try stringMethod(s, name, arguments)
-        case let .object(o):
+        case .object(let o):
             switch name {
             case "items": return .array(o.keys.map { .array([.string($0), o[$0] ?? .none]) })
             case "keys": return .array(o.keys.map { .string($0) })
             case "values": return .array(o.values)
             case "get":
-                guard case let .string(key)? = args.first else {
+                guard case .string(let key)? = args.first else {
                     return args.count > 1 ? args[1] : .none
                 }
                 return o[key] ?? (args.count > 1 ? args[1] : .none)
             case "cycle" where o["index0"] != nil && o["revindex0"] != nil:
-                guard !args.isEmpty, case let .int(index)? = o["index0"] else {
+                guard !args.isEmpty, case .int(let index)? = o["index0"] else {
                     throw fail("loop.cycle needs at least one argument")
                 }
                 return args[index % args.count]
@@ -590,26 +603,28 @@ extension JinjaRenderer {
         case "startswith", "endswith":
             var candidates: [String] = []
             switch args.first {
-            case let .string(p)?: candidates = [p]
-            case let .array(items)?:
+            case .string(let p)?: candidates = [p]
+            case .array(let items)?:
                 for item in items {
-                    guard case let .string(p) = item else { throw fail("\(name) tuple must hold strings") }
+                    guard case .string(let p) = item else { throw fail("\(name) tuple must hold strings") }
                     candidates.append(p)
                 }
             default: throw fail("\(name)() needs a string or a tuple of strings")
             }
             let scalars = Array(s.unicodeScalars)
-            return .bool(candidates.contains { candidate in
-                let c = Array(candidate.unicodeScalars)
-                return name == "startswith" ? scalars.starts(with: c) : scalars.reversed().starts(with: c.reversed())
-            })
+            return .bool(
+                candidates.contains { candidate in
+                    let c = Array(candidate.unicodeScalars)
+                    return name == "startswith"
+                        ? scalars.starts(with: c) : scalars.reversed().starts(with: c.reversed())
+                })
         case "upper": return .string(s.uppercased())
         case "lower": return .string(s.lowercased())
         case "title": return .string(s.pythonTitle)
         case "capitalize": return .string(s.pythonCapitalize)
         case "replace":
             guard let old = try string(arguments.value(0, "old"), "replace argument"),
-                  let new = try string(arguments.value(1, "new"), "replace argument")
+                let new = try string(arguments.value(1, "new"), "replace argument")
             else { throw fail("replace() needs two string arguments") }
             let count = try integer(arguments.value(2, "count"), "replace count") ?? -1
             let text = s.pythonReplace(old, new, count: count)
@@ -627,7 +642,7 @@ extension JinjaRenderer {
         case "join":
             var parts: [String] = []
             for item in try iterate(args.first ?? .array([])) {
-                guard case let .string(p) = item else {
+                guard case .string(let p) = item else {
                     throw fail("join() items must be strings, not \(item.typeName)")
                 }
                 parts.append(p)
@@ -657,7 +672,9 @@ extension JinjaRenderer {
                 }
                 bounds.append(i)
             }
-            let start: Int, stop: Int, step: Int
+            let start: Int
+            let stop: Int
+            let step: Int
             switch bounds.count {
             case 1: (start, stop, step) = (0, bounds[0], 1)
             case 2: (start, stop, step) = (bounds[0], bounds[1], 1)
@@ -676,7 +693,7 @@ extension JinjaRenderer {
         case "namespace", "dict":
             var object = JinjaObject()
             for arg in args {
-                guard case let .object(o) = arg else { throw fail("\(name)() positional argument must be a dict") }
+                guard case .object(let o) = arg else { throw fail("\(name)() positional argument must be a dict") }
                 for key in o.keys { object[key] = o[key] }
             }
             for keyword in arguments.keyword { object[keyword.name] = keyword.value }

@@ -22,21 +22,21 @@ public enum JinjaError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .syntax(message, line, column):
+        case .syntax(let message, let line, let column):
             return "template syntax error at line \(line), column \(column): \(message)"
-        case let .unknownTag(name, line, column):
+        case .unknownTag(let name, let line, let column):
             return "unknown tag '\(name)' at line \(line), column \(column)"
-        case let .unknownFilter(name, line):
+        case .unknownFilter(let name, let line):
             return "unknown filter '\(name)' at line \(line)"
-        case let .unknownTest(name, line):
+        case .unknownTest(let name, let line):
             return "unknown test '\(name)' at line \(line)"
-        case let .runtime(message, line):
+        case .runtime(let message, let line):
             return "template error at line \(line): \(message)"
-        case let .divisionByZero(line):
+        case .divisionByZero(let line):
             return "division by zero at line \(line)"
-        case let .raised(message):
+        case .raised(let message):
             return "template raised an exception: \(message)"
-        case let .limitExceeded(message, line):
+        case .limitExceeded(let message, let line):
             return "template limit exceeded at line \(line): \(message)"
         }
     }

@@ -12,8 +12,10 @@ public struct JinjaLimits: Sendable, Equatable {
     public var maxCallDepth: Int
 
     /// Creates limits; the defaults comfortably fit every real chat template.
-    public init(maxLoopIterations: Int = 1_000_000, maxRangeLength: Int = 100_000, maxOutputBytes: Int = 16 << 20,
-                maxCallDepth: Int = 32) {
+    public init(
+        maxLoopIterations: Int = 1_000_000, maxRangeLength: Int = 100_000, maxOutputBytes: Int = 16 << 20,
+        maxCallDepth: Int = 32
+    ) {
         self.maxLoopIterations = maxLoopIterations
         self.maxRangeLength = maxRangeLength
         self.maxOutputBytes = maxOutputBytes
@@ -66,12 +68,12 @@ struct JinjaRenderer {
     mutating func render(_ nodes: [JinjaNode]) throws(JinjaError) -> JinjaFlow {
         for node in nodes {
             switch node {
-            case let .text(text):
+            case .text(let text):
                 try emit(text)
-            case let .output(expr, line):
+            case .output(let expr, let line):
                 self.line = line
                 try emit(try evaluate(expr).renderedString)
-            case let .conditional(branches, otherwise, line):
+            case .conditional(let branches, let otherwise, let line):
                 self.line = line
                 var chosen = otherwise
                 for branch in branches {
@@ -82,31 +84,31 @@ struct JinjaRenderer {
                 }
                 let flow = try render(chosen)
                 if flow != .normal { return flow }
-            case let .forLoop(loop):
+            case .forLoop(let loop):
                 try renderFor(loop)
-            case let .set(target, expr, line):
+            case .set(let target, let expr, let line):
                 self.line = line
                 try assign(target, try evaluate(expr))
-            case let .setBlock(name, body, filters, line):
+            case .setBlock(let name, let body, let filters, let line):
                 var value = JinjaValue.string(try capture(body))
                 self.line = line
                 for filter in filters {
                     value = try applyFilter(filter.name, to: value, try evaluateArguments(filter.arguments))
                 }
                 frames[frames.count - 1][name] = value
-            case let .macro(macro):
+            case .macro(let macro):
                 macros[macro.name] = macro
-            case let .filterBlock(filters, body, line):
+            case .filterBlock(let filters, let body, let line):
                 var value = JinjaValue.string(try capture(body))
                 self.line = line
                 for filter in filters {
                     value = try applyFilter(filter.name, to: value, try evaluateArguments(filter.arguments))
                 }
                 try emit(value.renderedString)
-            case let .breakLoop(line):
+            case .breakLoop(let line):
                 self.line = line
                 return .breakLoop
-            case let .continueLoop(line):
+            case .continueLoop(let line):
                 self.line = line
                 return .continueLoop
             }
@@ -135,19 +137,20 @@ struct JinjaRenderer {
 
     mutating func assign(_ target: JinjaSetTarget, _ value: JinjaValue) throws(JinjaError) {
         switch target {
-        case let .names(names):
+        case .names(let names):
             if names.count == 1 {
                 frames[frames.count - 1][names[0]] = value
                 return
             }
             let items = try unpack(value, count: names.count)
             for (name, item) in zip(names, items) { frames[frames.count - 1][name] = item }
-        case let .attribute(name, attribute):
+        case .attribute(let name, let attribute):
             for index in frames.indices.reversed() {
                 guard let holder = frames[index][name] else { continue }
-                guard case var .namespace(object) = holder else {
-                    throw fail("cannot set attribute '\(attribute)' on '\(name)' of type \(holder.typeName); "
-                        + "only namespace() objects can be assigned to")
+                guard case .namespace(var object) = holder else {
+                    throw fail(
+                        "cannot set attribute '\(attribute)' on '\(name)' of type \(holder.typeName); "
+                            + "only namespace() objects can be assigned to")
                 }
                 object[attribute] = value
                 frames[index][name] = .namespace(object)
@@ -187,14 +190,15 @@ struct JinjaRenderer {
         for (index, item) in items.enumerated() {
             try countIteration()
             var frame = try bindTargets(loop.targets, item)
-            frame["loop"] = .object(JinjaObject([
-                ("index", .int(index + 1)), ("index0", .int(index)),
-                ("revindex", .int(length - index)), ("revindex0", .int(length - index - 1)),
-                ("first", .bool(index == 0)), ("last", .bool(index == length - 1)),
-                ("length", .int(length)), ("depth", .int(1)), ("depth0", .int(0)),
-                ("previtem", index > 0 ? items[index - 1] : .undefined),
-                ("nextitem", index + 1 < length ? items[index + 1] : .undefined),
-            ]))
+            frame["loop"] = .object(
+                JinjaObject([
+                    ("index", .int(index + 1)), ("index0", .int(index)),
+                    ("revindex", .int(length - index)), ("revindex0", .int(length - index - 1)),
+                    ("first", .bool(index == 0)), ("last", .bool(index == length - 1)),
+                    ("length", .int(length)), ("depth", .int(1)), ("depth0", .int(0)),
+                    ("previtem", index > 0 ? items[index - 1] : .undefined),
+                    ("nextitem", index + 1 < length ? items[index + 1] : .undefined),
+                ]))
             frames.append(frame)
             let flow = try render(loop.body)
             frames.removeLast()
@@ -220,9 +224,9 @@ struct JinjaRenderer {
     func iterate(_ value: JinjaValue) throws(JinjaError) -> [JinjaValue] {
         switch value {
         case .undefined: return []
-        case let .array(items): return items
-        case let .object(o): return o.keys.map { .string($0) }
-        case let .string(s): return s.unicodeScalars.map { .string(String($0)) }
+        case .array(let items): return items
+        case .object(let o): return o.keys.map { .string($0) }
+        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         default: throw fail("'\(value.typeName)' object is not iterable")
         }
     }
@@ -238,70 +242,71 @@ struct JinjaRenderer {
 
     mutating func evaluate(_ expr: JinjaExpr) throws(JinjaError) -> JinjaValue {
         switch expr {
-        case let .literal(value):
+        case .literal(let value):
             return value
-        case let .name(name):
+        case .name(let name):
             return lookup(name)
-        case let .list(items):
+        case .list(let items):
             var values: [JinjaValue] = []
             values.reserveCapacity(items.count)
             for item in items { values.append(try evaluate(item)) }
             return .array(values)
-        case let .dict(pairs):
+        case .dict(let pairs):
             var object = JinjaObject()
             for pair in pairs {
                 let key = try evaluate(pair.key)
-                guard case let .string(k) = key else {
+                guard case .string(let k) = key else {
                     object[key.renderedString] = try evaluate(pair.value)
                     continue
                 }
                 object[k] = try evaluate(pair.value)
             }
             return .object(object)
-        case let .attribute(base, name):
+        case .attribute(let base, let name):
             return attribute(try evaluate(base), name)
-        case let .index(base, key):
+        case .index(let base, let key):
             return try item(try evaluate(base), try evaluate(key))
-        case let .slice(base, start, stop, step):
+        case .slice(let base, let start, let stop, let step):
             let value = try evaluate(base)
-            return try slice(value, try evaluateOptional(start), try evaluateOptional(stop),
-                             try evaluateOptional(step))
-        case let .call(callee, arguments):
+            return try slice(
+                value, try evaluateOptional(start), try evaluateOptional(stop),
+                try evaluateOptional(step))
+        case .call(let callee, let arguments):
             return try call(callee, try evaluateArguments(arguments))
-        case let .filter(base, name, arguments):
+        case .filter(let base, let name, let arguments):
             let value = try evaluate(base)
             return try applyFilter(name, to: value, try evaluateArguments(arguments))
-        case let .test(base, name, arguments, negated):
+        case .test(let base, let name, let arguments, let negated):
             let value = try evaluate(base)
             let result = try applyTest(name, to: value, try evaluateArguments(arguments).positional)
             return .bool(result != negated)
-        case let .negate(operand):
+        case .negate(let operand):
             switch try evaluate(operand) {
-            case let .int(i):
+            case .int(let i):
                 guard i != Int.min else { throw fail("integer overflow in negation") }
                 return .int(-i)
-            case let .double(d): return .double(-d)
-            case let .bool(b): return .int(b ? -1 : 0)
+            case .double(let d): return .double(-d)
+            case .bool(let b): return .int(b ? -1 : 0)
             case let other: throw fail("bad operand type for unary -: '\(other.typeName)'")
             }
-        case let .plus(operand):
+        case .plus(let operand):
             let value = try evaluate(operand)
             switch value {
             case .int, .double: return value
-            case let .bool(b): return .int(b ? 1 : 0)
+            case .bool(let b): return .int(b ? 1 : 0)
             default: throw fail("bad operand type for unary +: '\(value.typeName)'")
             }
-        case let .not(operand):
+        case .not(let operand):
             return .bool(!(try evaluate(operand).isTruthy))
-        case let .and(lhs, rhs):
+        case .and(let lhs, let rhs):
             let left = try evaluate(lhs)
             return left.isTruthy ? try evaluate(rhs) : left
-        case let .or(lhs, rhs):
+        case .or(let lhs, let rhs):
             let left = try evaluate(lhs)
             return left.isTruthy ? left : try evaluate(rhs)
-        case let .binary(op, lhs, rhs):
+        case .binary(let op, let lhs, let rhs):
             return try binary(op, try evaluate(lhs), try evaluate(rhs))
-        case let .compare(first, chain):
+        case .compare(let first, let chain):
             var left = try evaluate(first)
             for link in chain {
                 let right = try evaluate(link.rhs)
@@ -309,7 +314,7 @@ struct JinjaRenderer {
                 left = right
             }
             return .bool(true)
-        case let .conditional(condition, then, otherwise):
+        case .conditional(let condition, let then, let otherwise):
             if try evaluate(condition).isTruthy { return try evaluate(then) }
             guard let otherwise else { return .undefined }
             return try evaluate(otherwise)
@@ -332,7 +337,7 @@ struct JinjaRenderer {
     /// `value.name`: dict keys (and namespace attributes); undefined for anything missing.
     func attribute(_ value: JinjaValue, _ name: String) -> JinjaValue {
         switch value {
-        case let .object(o), let .namespace(o): return o[name] ?? .undefined
+        case .object(let o), .namespace(let o): return o[name] ?? .undefined
         default: return .undefined
         }
     }
@@ -340,18 +345,18 @@ struct JinjaRenderer {
     /// `value[key]`: list/string indexing (negative from the end), dict lookup; undefined when missing.
     func item(_ value: JinjaValue, _ key: JinjaValue) throws(JinjaError) -> JinjaValue {
         switch (value, key) {
-        case let (.object(o), .string(k)), let (.namespace(o), .string(k)):
+        case (.object(let o), .string(let k)), (.namespace(let o), .string(let k)):
             return o[k] ?? .undefined
         case (.object, _), (.namespace, _):
             return .undefined
-        case let (.array(items), .int(i)):
+        case (.array(let items), .int(let i)):
             let index = i < 0 ? items.count + i : i
             return items.indices.contains(index) ? items[index] : .undefined
-        case let (.string(s), .int(i)):
+        case (.string(let s), .int(let i)):
             let scalars = Array(s.unicodeScalars)
             let index = i < 0 ? scalars.count + i : i
             return scalars.indices.contains(index) ? .string(String(scalars[index])) : .undefined
-        case let (.array, .bool(b)):
+        case (.array, .bool(let b)):
             return try item(value, .int(b ? 1 : 0))
         case (.undefined, _):
             return .undefined
@@ -362,12 +367,14 @@ struct JinjaRenderer {
         }
     }
 
-    func slice(_ value: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?,
-               _ step: JinjaValue?) throws(JinjaError) -> JinjaValue {
+    func slice(
+        _ value: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?,
+        _ step: JinjaValue?
+    ) throws(JinjaError) -> JinjaValue {
         func bound(_ v: JinjaValue?) throws(JinjaError) -> Int? {
             switch v {
             case nil, .none?: return nil
-            case let .int(i)?: return i
+            case .int(let i)?: return i
             case let other?: throw fail("slice indices must be integers or None, not \(other.typeName)")
             }
         }
@@ -389,9 +396,9 @@ struct JinjaRenderer {
             return Array(stride(from: lower, to: upper, by: stepValue))
         }
         switch value {
-        case let .array(items):
+        case .array(let items):
             return .array(try indices(items.count).map { items[$0] })
-        case let .string(s):
+        case .string(let s):
             let scalars = Array(s.unicodeScalars)
             var out = String.UnicodeScalarView()
             for index in try indices(scalars.count) { out.append(scalars[index]) }
@@ -412,17 +419,17 @@ struct JinjaRenderer {
             return .string(text)
         }
         switch (op, lhs, rhs) {
-        case let (.add, .string(a), .string(b)):
+        case (.add, .string(let a), .string(let b)):
             try checkStringSize(a.utf8.count + b.utf8.count)
             return .string(a + b)
-        case let (.add, .array(a), .array(b)):
+        case (.add, .array(let a), .array(let b)):
             return .array(a + b)
-        case let (.multiply, .string(s), .int(n)), let (.multiply, .int(n), .string(s)):
+        case (.multiply, .string(let s), .int(let n)), (.multiply, .int(let n), .string(let s)):
             let (size, overflow) = s.utf8.count.multipliedReportingOverflow(by: max(n, 0))
             if overflow { throw limit("string repetition is too large") }
             try checkStringSize(size)
             return .string(String(repeating: s, count: max(n, 0)))
-        case let (.multiply, .array(a), .int(n)), let (.multiply, .int(n), .array(a)):
+        case (.multiply, .array(let a), .int(let n)), (.multiply, .int(let n), .array(let a)):
             let (size, overflow) = a.count.multipliedReportingOverflow(by: max(n, 0))
             if overflow || size > limits.maxRangeLength { throw limit("list repetition is too large") }
             var out: [JinjaValue] = []
@@ -435,7 +442,7 @@ struct JinjaRenderer {
             throw fail("unsupported operand types for \(op.rawValue): '\(lhs.typeName)' and '\(rhs.typeName)'")
         }
         switch (a, b) {
-        case let (.int(x), .int(y)):
+        case (.int(let x), .int(let y)):
             return try integerArithmetic(op, x, y)
         default:
             return try floatArithmetic(op, a.doubleValue, b.doubleValue)
@@ -447,20 +454,21 @@ struct JinjaRenderer {
     }
 
     enum Number {
-        case int(Int), double(Double)
+        case int(Int)
+        case double(Double)
         var doubleValue: Double {
             switch self {
-            case let .int(i): return Double(i)
-            case let .double(d): return d
+            case .int(let i): return Double(i)
+            case .double(let d): return d
             }
         }
     }
 
     static func number(_ value: JinjaValue) -> Number? {
         switch value {
-        case let .int(i): return .int(i)
-        case let .double(d): return .double(d)
-        case let .bool(b): return .int(b ? 1 : 0)
+        case .int(let i): return .int(i)
+        case .double(let d): return .double(d)
+        case .bool(let b): return .int(b ? 1 : 0)
         default: return nil
         }
     }
@@ -534,16 +542,17 @@ struct JinjaRenderer {
     /// Python `==`: numbers compare by value (including booleans), containers element-wise.
     static func looseEquals(_ lhs: JinjaValue, _ rhs: JinjaValue) -> Bool {
         switch (lhs, rhs) {
-        case let (.array(a), .array(b)):
+        case (.array(let a), .array(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { looseEquals($0, $1) }
-        case let (.object(a), .object(b)):
-            return a.count == b.count && a.keys.allSatisfy { key in
-                guard let x = a[key], let y = b[key] else { return false }
-                return looseEquals(x, y)
-            }
+        case (.object(let a), .object(let b)):
+            return a.count == b.count
+                && a.keys.allSatisfy { key in
+                    guard let x = a[key], let y = b[key] else { return false }
+                    return looseEquals(x, y)
+                }
         default:
             if let x = number(lhs), let y = number(rhs) {
-                if case let .int(i) = x, case let .int(j) = y { return i == j }
+                if case .int(let i) = x, case .int(let j) = y { return i == j }
                 return x.doubleValue == y.doubleValue
             }
             return lhs == rhs
@@ -570,16 +579,16 @@ struct JinjaRenderer {
     /// -1, 0 or 1 for orderable pairs (numbers, strings, lists); a type error otherwise.
     func ordering(_ lhs: JinjaValue, _ rhs: JinjaValue, _ symbol: String) throws(JinjaError) -> Int {
         if let x = Self.number(lhs), let y = Self.number(rhs) {
-            if case let .int(i) = x, case let .int(j) = y { return i < j ? -1 : (i == j ? 0 : 1) }
+            if case .int(let i) = x, case .int(let j) = y { return i < j ? -1 : (i == j ? 0 : 1) }
             let a = x.doubleValue
             let b = y.doubleValue
             return a < b ? -1 : (a == b ? 0 : 1)
         }
         switch (lhs, rhs) {
-        case let (.string(a), .string(b)):
+        case (.string(let a), .string(let b)):
             if a == b { return 0 }
             return a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) ? -1 : 1
-        case let (.array(a), .array(b)):
+        case (.array(let a), .array(let b)):
             for (x, y) in zip(a, b) where !Self.looseEquals(x, y) {
                 return try ordering(x, y, symbol)
             }
@@ -592,12 +601,12 @@ struct JinjaRenderer {
     /// Python `needle in container`.
     func contains(_ container: JinjaValue, _ needle: JinjaValue) throws(JinjaError) -> Bool {
         switch container {
-        case let .array(items): return items.contains { Self.looseEquals($0, needle) }
-        case let .object(o), let .namespace(o):
-            guard case let .string(key) = needle else { return false }
+        case .array(let items): return items.contains { Self.looseEquals($0, needle) }
+        case .object(let o), .namespace(let o):
+            guard case .string(let key) = needle else { return false }
             return o[key] != nil
-        case let .string(s):
-            guard case let .string(sub) = needle else {
+        case .string(let s):
+            guard case .string(let sub) = needle else {
                 throw fail("'in <string>' requires string as left operand, not \(needle.typeName)")
             }
             return sub.isEmpty || s.contains(sub)
@@ -610,10 +619,10 @@ struct JinjaRenderer {
 
     mutating func call(_ callee: JinjaExpr, _ arguments: JinjaCallArguments) throws(JinjaError) -> JinjaValue {
         switch callee {
-        case let .attribute(base, name):
+        case .attribute(let base, let name):
             let receiver = try evaluate(base)
             return try callMethod(receiver, name, arguments)
-        case let .name(name):
+        case .name(let name):
             let bound = lookup(name)
             if bound == .undefined, let macro = macros[name] {
                 return try callMacro(macro, arguments)
@@ -633,8 +642,9 @@ struct JinjaRenderer {
             throw limit("macro calls nested deeper than \(limits.maxCallDepth) (runaway recursion in '\(macro.name)'?)")
         }
         guard arguments.positional.count <= macro.parameters.count else {
-            throw fail("macro '\(macro.name)' takes \(macro.parameters.count) argument(s), "
-                + "got \(arguments.positional.count)")
+            throw fail(
+                "macro '\(macro.name)' takes \(macro.parameters.count) argument(s), "
+                    + "got \(arguments.positional.count)")
         }
         for keyword in arguments.keyword where !macro.parameters.contains(where: { $0.name == keyword.name }) {
             throw fail("macro '\(macro.name)' has no parameter named '\(keyword.name)'")

@@ -152,8 +152,9 @@ struct JinjaLexer {
                 if !isExpr, try lexRawBlockIfPresent(tagLine: tagLine, tagColumn: tagColumn) {
                     continue
                 }
-                rightModifier = try lexTagBody(closer: isExpr ? UInt8(ascii: "}") : UInt8(ascii: "%"),
-                                               tagLine: tagLine, tagColumn: tagColumn)
+                rightModifier = try lexTagBody(
+                    closer: isExpr ? UInt8(ascii: "}") : UInt8(ascii: "%"),
+                    tagLine: tagLine, tagColumn: tagColumn)
             }
             if rightModifier == UInt8(ascii: "-") {
                 stripLeading = true
@@ -237,8 +238,9 @@ struct JinjaLexer {
             while let b = peek(), Self.isWhitespace(b) { advance() }
             guard let b = peek() else {
                 let expected = closer == UInt8(ascii: "}") ? "'}}'" : "'%}'"
-                throw syntax("unterminated tag: expected \(expected) before the end of the template",
-                             line: tagLine, column: tagColumn)
+                throw syntax(
+                    "unterminated tag: expected \(expected) before the end of the template",
+                    line: tagLine, column: tagColumn)
             }
             // Closing delimiter, possibly with a modifier.
             if depth == 0 {
@@ -356,8 +358,8 @@ struct JinjaLexer {
             case UInt8(ascii: "x"), UInt8(ascii: "u"), UInt8(ascii: "U"):
                 let width = e == UInt8(ascii: "x") ? 2 : (e == UInt8(ascii: "u") ? 4 : 8)
                 guard pos + width <= bytes.count,
-                      let code = UInt32(String(decoding: bytes[pos..<pos + width], as: UTF8.self), radix: 16),
-                      let scalar = Unicode.Scalar(code)
+                    let code = UInt32(String(decoding: bytes[pos..<pos + width], as: UTF8.self), radix: 16),
+                    let scalar = Unicode.Scalar(code)
                 else {
                     throw syntax("invalid \\\(Character(Unicode.Scalar(e))) escape in string literal")
                 }

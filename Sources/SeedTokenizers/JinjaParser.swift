@@ -38,16 +38,16 @@ struct JinjaParser {
 
     private static func describe(_ kind: JinjaToken.Kind) -> String {
         switch kind {
-        case let .text(t): return "text \(String(reflecting: String(t.prefix(20))))"
+        case .text(let t): return "text \(String(reflecting: String(t.prefix(20))))"
         case .exprOpen: return "'{{'"
         case .exprClose: return "'}}'"
         case .blockOpen: return "'{%'"
         case .blockClose: return "'%}'"
-        case let .name(n): return "'\(n)'"
-        case let .string(s): return "string \(String(reflecting: s))"
-        case let .int(i): return "number \(i)"
-        case let .double(d): return "number \(d)"
-        case let .op(o): return "'\(o)'"
+        case .name(let n): return "'\(n)'"
+        case .string(let s): return "string \(String(reflecting: s))"
+        case .int(let i): return "number \(i)"
+        case .double(let d): return "number \(d)"
+        case .op(let o): return "'\(o)'"
         case .eof: return "end of template"
         }
     }
@@ -63,7 +63,7 @@ struct JinjaParser {
     }
 
     private mutating func expectName(_ context: String) throws(JinjaError) -> String {
-        guard case let .name(name) = current.kind else {
+        guard case .name(let name) = current.kind else {
             throw error("expected a name \(context), found \(Self.describe(current.kind))")
         }
         advance()
@@ -96,7 +96,7 @@ struct JinjaParser {
             switch token.kind {
             case .eof:
                 return (nodes, nil)
-            case let .text(text):
+            case .text(let text):
                 nodes.append(.text(text))
                 advance()
             case .exprOpen:
@@ -109,7 +109,7 @@ struct JinjaParser {
                 nodes.append(.output(expr, line: token.line))
             case .blockOpen:
                 advance()
-                guard case let .name(tag) = current.kind else {
+                guard case .name(let tag) = current.kind else {
                     throw error("expected a tag name after '{%', found \(Self.describe(current.kind))")
                 }
                 if end.contains(tag) {
@@ -175,15 +175,18 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseBlockBody(_ ends: Set<String>, opened: String,
-                                         openToken: JinjaToken) throws(JinjaError) -> ([JinjaNode], String) {
+    private mutating func parseBlockBody(
+        _ ends: Set<String>, opened: String,
+        openToken: JinjaToken
+    ) throws(JinjaError) -> ([JinjaNode], String) {
         try enter()
         defer { leave() }
         let (body, end) = try parseBody(until: ends)
         guard let end else {
             let expected = ends.sorted().map { "'{% \($0) %}'" }.joined(separator: " or ")
-            throw error("unclosed '{% \(opened) %}' opened at line \(openToken.line): expected \(expected) "
-                + "before the end of the template", at: openToken)
+            throw error(
+                "unclosed '{% \(opened) %}' opened at line \(openToken.line): expected \(expected) "
+                    + "before the end of the template", at: openToken)
         }
         return (body, end)
     }
@@ -217,8 +220,10 @@ struct JinjaParser {
             (otherwise, end) = try parseBlockBody(["endfor"], opened: "for", openToken: openToken)
         }
         try expectBlockClose("endfor")
-        return .forLoop(JinjaForLoop(targets: targets, iterable: iterable, condition: condition, body: body,
-                                     otherwise: otherwise, line: line))
+        return .forLoop(
+            JinjaForLoop(
+                targets: targets, iterable: iterable, condition: condition, body: body,
+                otherwise: otherwise, line: line))
     }
 
     private mutating func parseIf(line: Int, openToken: JinjaToken) throws(JinjaError) -> JinjaNode {
@@ -335,7 +340,7 @@ struct JinjaParser {
 
     private mutating func parseDottedName(_ context: String) throws(JinjaError) -> String {
         var name = try expectName(context)
-        while isOp("."), case let .name(part) = next.kind {
+        while isOp("."), case .name(let part) = next.kind {
             advance()
             advance()
             name += "." + part
@@ -401,7 +406,7 @@ struct JinjaParser {
         var chain: [(op: JinjaCompareOperator, rhs: JinjaExpr)] = []
         while true {
             var op: JinjaCompareOperator?
-            if case let .op(symbol) = current.kind, let compare = JinjaCompareOperator(rawValue: symbol) {
+            if case .op(let symbol) = current.kind, let compare = JinjaCompareOperator(rawValue: symbol) {
                 op = compare
                 advance()
             } else if isName("in") {
@@ -441,9 +446,17 @@ struct JinjaParser {
         var lhs = try parsePow()
         while true {
             let op: JinjaBinaryOperator
-            if isOp("*") { op = .multiply } else if isOp("/") { op = .divide } else if isOp("//") {
+            if isOp("*") {
+                op = .multiply
+            } else if isOp("/") {
+                op = .divide
+            } else if isOp("//") {
                 op = .floorDivide
-            } else if isOp("%") { op = .modulo } else { break }
+            } else if isOp("%") {
+                op = .modulo
+            } else {
+                break
+            }
             advance()
             lhs = .binary(op, lhs, try parsePow())
         }
@@ -479,7 +492,7 @@ struct JinjaParser {
     private mutating func parsePrimary() throws(JinjaError) -> JinjaExpr {
         let token = current
         switch token.kind {
-        case let .name(name):
+        case .name(let name):
             advance()
             switch name {
             case "true", "True": return .literal(.bool(true))
@@ -487,18 +500,18 @@ struct JinjaParser {
             case "none", "None": return .literal(.none)
             default: return .name(name)
             }
-        case let .string(s):
+        case .string(let s):
             advance()
             var value = s
-            while case let .string(more) = current.kind {  // adjacent literals concatenate
+            while case .string(let more) = current.kind {  // adjacent literals concatenate
                 value += more
                 advance()
             }
             return .literal(.string(value))
-        case let .int(i):
+        case .int(let i):
             advance()
             return .literal(.int(i))
-        case let .double(d):
+        case .double(let d):
             advance()
             return .literal(.double(d))
         case .op("("):
@@ -553,10 +566,10 @@ struct JinjaParser {
             if isOp(".") {
                 advance()
                 switch current.kind {
-                case let .name(name):
+                case .name(let name):
                     advance()
                     node = .attribute(node, name)
-                case let .int(i):
+                case .int(let i):
                     advance()
                     node = .index(node, .literal(.int(i)))
                 default:
@@ -602,7 +615,7 @@ struct JinjaParser {
         try expectOp("(", "to start the arguments")
         var arguments = JinjaArguments()
         while !isOp(")") {
-            if case let .name(name) = current.kind, next.kind == .op("=") {
+            if case .name(let name) = current.kind, next.kind == .op("=") {
                 advance()
                 advance()
                 arguments.keyword.append((name, try parseExpression()))
@@ -641,15 +654,27 @@ struct JinjaParser {
                 let token = current
                 let name: String
                 switch current.kind {
-                case let .name(n):
+                case .name(let n):
                     name = n
                     advance()
-                case .op("=="): name = "=="; advance()
-                case .op("!="): name = "!="; advance()
-                case .op("<"): name = "<"; advance()
-                case .op(">"): name = ">"; advance()
-                case .op("<="): name = "<="; advance()
-                case .op(">="): name = ">="; advance()
+                case .op("=="):
+                    name = "=="
+                    advance()
+                case .op("!="):
+                    name = "!="
+                    advance()
+                case .op("<"):
+                    name = "<"
+                    advance()
+                case .op(">"):
+                    name = ">"
+                    advance()
+                case .op("<="):
+                    name = "<="
+                    advance()
+                case .op(">="):
+                    name = ">="
+                    advance()
                 default:
                     throw error("expected a test name after 'is', found \(Self.describe(current.kind))")
                 }
@@ -676,7 +701,7 @@ struct JinjaParser {
         switch current.kind {
         case .string, .int, .double: return true
         case .op("["), .op("{"): return true
-        case let .name(n): return !["and", "or", "if", "else", "in", "not", "is"].contains(n)
+        case .name(let n): return !["and", "or", "if", "else", "in", "not", "is"].contains(n)
         default: return false
         }
     }

@@ -67,12 +67,12 @@ public indirect enum JinjaValue: Sendable, Equatable {
     public var isTruthy: Bool {
         switch self {
         case .undefined, .none: return false
-        case let .bool(b): return b
-        case let .int(i): return i != 0
-        case let .double(d): return d != 0
-        case let .string(s): return !s.isEmpty
-        case let .array(a): return !a.isEmpty
-        case let .object(o): return o.count > 0
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .string(let s): return !s.isEmpty
+        case .array(let a): return !a.isEmpty
+        case .object(let o): return o.count > 0
         case .namespace: return true
         }
     }
@@ -96,7 +96,7 @@ public indirect enum JinjaValue: Sendable, Equatable {
     public var renderedString: String {
         switch self {
         case .undefined: return ""
-        case let .string(s): return s
+        case .string(let s): return s
         default: return pythonRepr
         }
     }
@@ -106,15 +106,15 @@ public indirect enum JinjaValue: Sendable, Equatable {
         switch self {
         case .undefined: return ""
         case .none: return "None"
-        case let .bool(b): return b ? "True" : "False"
-        case let .int(i): return String(i)
-        case let .double(d): return JinjaValue.pythonFloat(d)
-        case let .string(s): return JinjaValue.pythonStringRepr(s)
-        case let .array(items): return "[" + items.map(\.pythonRepr).joined(separator: ", ") + "]"
-        case let .object(o):
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .double(let d): return JinjaValue.pythonFloat(d)
+        case .string(let s): return JinjaValue.pythonStringRepr(s)
+        case .array(let items): return "[" + items.map(\.pythonRepr).joined(separator: ", ") + "]"
+        case .object(let o):
             let parts = o.keys.map { JinjaValue.pythonStringRepr($0) + ": " + (o[$0] ?? .none).pythonRepr }
             return "{" + parts.joined(separator: ", ") + "}"
-        case let .namespace(o):
+        case .namespace(let o):
             let parts = o.keys.map { $0 + "=" + (o[$0] ?? .none).pythonRepr }
             return "<Namespace " + parts.joined(separator: ", ") + ">"
         }
@@ -159,14 +159,14 @@ extension JinjaValue {
         switch self {
         case .undefined: return nil
         case .none: return "null"
-        case let .bool(b): return b ? "true" : "false"
-        case let .int(i): return String(i)
-        case let .double(d):
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d):
             if d.isNaN { return "NaN" }
             if d.isInfinite { return d < 0 ? "-Infinity" : "Infinity" }
             return JinjaValue.pythonFloat(d)
-        case let .string(s): return JinjaValue.jsonString(s)
-        case let .array(items):
+        case .string(let s): return JinjaValue.jsonString(s)
+        case .array(let items):
             if items.isEmpty { return "[]" }
             var parts: [String] = []
             for item in items {
@@ -174,10 +174,11 @@ extension JinjaValue {
                 parts.append(text)
             }
             return JinjaValue.jsonContainer("[", "]", parts, indent: indent, level: level)
-        case let .object(o), let .namespace(o):
+        case .object(let o), .namespace(let o):
             if o.count == 0 { return "{}" }
             var parts: [String] = []
-            let keys = sortKeys
+            let keys =
+                sortKeys
                 ? o.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : o.keys
             for key in keys {
                 guard let text = (o[key] ?? .none).json(indent: indent, sortKeys: sortKeys, level: level + 1) else {
@@ -189,8 +190,10 @@ extension JinjaValue {
         }
     }
 
-    private static func jsonContainer(_ open: String, _ close: String, _ parts: [String], indent: Int?,
-                                      level: Int) -> String {
+    private static func jsonContainer(
+        _ open: String, _ close: String, _ parts: [String], indent: Int?,
+        level: Int
+    ) -> String {
         guard let indent else { return open + parts.joined(separator: ", ") + close }
         let inner = "\n" + String(repeating: " ", count: indent * (level + 1))
         let outer = "\n" + String(repeating: " ", count: indent * level)

@@ -45,7 +45,10 @@ struct SafetensorsCorruptionTests {
             _ = try SafetensorsFile(path: directory.file("nope.safetensors"))
             Issue.record("opened a missing file")
         } catch {
-            guard case .cannotOpen(let path, _) = error else { Issue.record("wrong error \(error)"); return }
+            guard case .cannotOpen(let path, _) = error else {
+                Issue.record("wrong error \(error)")
+                return
+            }
             #expect(path == directory.file("nope.safetensors"))
         }
         #expect(throws: SafetensorsError.self) { try SafetensorsFile(path: directory.path) }
@@ -63,8 +66,11 @@ struct SafetensorsCorruptionTests {
             if cut < 8 {
                 #expect(failure == .fileTooSmall(path: path, size: cut))
             } else if cut < dataStart {
-                #expect(failure == .headerLengthExceedsFile(path: path, headerLength: UInt64(headerLength),
-                    fileSize: cut))
+                #expect(
+                    failure
+                        == .headerLengthExceedsFile(
+                            path: path, headerLength: UInt64(headerLength),
+                            fileSize: cut))
             } else {
                 // The data section is short: a (24 bytes at 0) or else b (8 bytes at 24) reaches past the end.
                 let dataSize = cut - dataStart
@@ -107,8 +113,11 @@ struct SafetensorsCorruptionTests {
         for i in 0..<8 { bytes[i] = 0xFF }
         #expect(error(opening: bytes) == .headerTooLarge(path: path, headerLength: .max, limit: 100_000_000))
         bytes.replaceSubrange(0..<8, with: [0x00, 0xE1, 0xF5, 0x05, 0, 0, 0, 0])  // 100_000_000: allowed size,
-        #expect(error(opening: bytes) == .headerLengthExceedsFile(path: path, headerLength: 100_000_000,
-            fileSize: bytes.count))  // but not in this file
+        #expect(
+            error(opening: bytes)
+                == .headerLengthExceedsFile(
+                    path: path, headerLength: 100_000_000,
+                    fileSize: bytes.count))  // but not in this file
         bytes.replaceSubrange(0..<8, with: [0, 0, 0, 0, 0, 0, 0, 0])
         guard case .invalidHeader(_, let reason) = error(opening: bytes) else {
             Issue.record("zero header length should be invalid JSON")
@@ -117,22 +126,30 @@ struct SafetensorsCorruptionTests {
         #expect(reason.contains("end of header"))
     }
 
-    @Test("Header that is not UTF-8, not JSON, or not an object", arguments: [
-        "{\"a\": ", "{\"a\" 1}", "{'a': 1}", "{\"a\": {}} x", "[1, 2]", "\"text\"", "42", "", "   ",
-        "{\"a\": \"\\x\"}", "{\"a\": \"\u{01}\"}", "{\"a\": tru}", "{\"a\": 01}", "{\"a\": \"\\ud800\"}",
-        String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000),
-        "{\"x\":" + String(repeating: "{\"x\":", count: 100_000),
-    ])
+    @Test(
+        "Header that is not UTF-8, not JSON, or not an object",
+        arguments: [
+            "{\"a\": ", "{\"a\" 1}", "{'a': 1}", "{\"a\": {}} x", "[1, 2]", "\"text\"", "42", "", "   ",
+            "{\"a\": \"\\x\"}", "{\"a\": \"\u{01}\"}", "{\"a\": tru}", "{\"a\": 01}", "{\"a\": \"\\ud800\"}",
+            String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000),
+            "{\"x\":" + String(repeating: "{\"x\":", count: 100_000),
+        ])
     func invalidJSON(json: String) {
         let failure = error(opening: file(json))
-        guard case .invalidHeader = failure else { Issue.record("wrong error \(String(describing: failure))"); return }
+        guard case .invalidHeader = failure else {
+            Issue.record("wrong error \(String(describing: failure))")
+            return
+        }
     }
 
     @Test("Header bytes that are not valid UTF-8")
     func invalidUTF8() {
         let header: [UInt8] = Array("{\"a".utf8) + [0xC3, 0x28] + Array("\": 1}".utf8)
         let bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header
-        guard case .invalidHeader(_, let reason) = error(opening: bytes) else { Issue.record("accepted"); return }
+        guard case .invalidHeader(_, let reason) = error(opening: bytes) else {
+            Issue.record("accepted")
+            return
+        }
         #expect(reason.contains("UTF-8"))
     }
 
@@ -174,8 +191,9 @@ struct SafetensorsCorruptionTests {
         ]
         for (shape, index, value) in cases {
             let json = #"{"t": {"dtype": "F32", "shape": \#(shape), "data_offsets": [0, 4]}}"#
-            #expect(error(opening: file(json, dataSize: 4))
-                == .invalidDimension(path: path, tensor: "t", index: index, value: value))
+            #expect(
+                error(opening: file(json, dataSize: 4))
+                    == .invalidDimension(path: path, tensor: "t", index: index, value: value))
         }
     }
 
@@ -183,8 +201,11 @@ struct SafetensorsCorruptionTests {
     func overflow() {
         for shape in [[4_294_967_296, 4_294_967_296], [Int.max / 2], [3_037_000_500, 3_037_000_500, 0]] {
             let json = #"{"t": {"dtype": "F32", "shape": \#(shape), "data_offsets": [0, 4]}}"#
-            #expect(error(opening: file(json, dataSize: 4)) == .tensorSizeOverflow(path: path, tensor: "t",
-                shape: shape))
+            #expect(
+                error(opening: file(json, dataSize: 4))
+                    == .tensorSizeOverflow(
+                        path: path, tensor: "t",
+                        shape: shape))
         }
     }
 
@@ -194,46 +215,70 @@ struct SafetensorsCorruptionTests {
             #""\#(name)": {"dtype": "F32", "shape": \#(shape), "data_offsets": \#(offsets)}"#
         }
         for offsets in ["[0]", "[0, 4, 8]", "[-4, 0]", "[8, 4]", "[0, 4.0]", "[0, null]"] {
-            #expect(error(opening: file("{" + entry("t", "[1]", offsets) + "}", dataSize: 4))
-                == .invalidDataOffsets(path: path, tensor: "t", value: offsets))
+            #expect(
+                error(opening: file("{" + entry("t", "[1]", offsets) + "}", dataSize: 4))
+                    == .invalidDataOffsets(path: path, tensor: "t", value: offsets))
         }
-        #expect(error(opening: file("{" + entry("t", "[2]", "[0, 4]") + "}", dataSize: 4))
-            == .dataSizeMismatch(path: path, tensor: "t", dtype: .f32, shape: [2], byteCount: 4, expected: 8))
-        #expect(error(opening: file("{" + entry("t", "[2]", "[0, 8]") + "}", dataSize: 4))
-            == .tensorOutOfBounds(path: path, tensor: "t", dataRange: 0..<8, dataSize: 4))
-        #expect(error(opening: file("{" + entry("t", "[1]", "[9223372036854775803, 9223372036854775807]") + "}",
-            dataSize: 4)) == .tensorOutOfBounds(path: path, tensor: "t",
-                dataRange: 9_223_372_036_854_775_803..<Int.max, dataSize: 4))
-        #expect(error(opening: file("{" + entry("a", "[2]", "[0, 8]") + ", " + entry("b", "[1]", "[4, 8]") + "}",
-            dataSize: 8)) == .overlappingTensors(path: path, first: "a", second: "b"))
-        #expect(error(opening: file("{" + entry("a", "[1]", "[0, 4]") + ", " + entry("b", "[1]", "[0, 4]") + "}",
-            dataSize: 4)) == .overlappingTensors(path: path, first: "a", second: "b"))
-        #expect(error(opening: file("{" + entry("a", "[1]", "[0, 4]") + ", " + entry("b", "[1]", "[8, 12]") + "}",
-            dataSize: 12)) == .uncoveredData(path: path, range: 4..<8))
-        #expect(error(opening: file("{" + entry("a", "[1]", "[4, 8]") + "}", dataSize: 8))
-            == .uncoveredData(path: path, range: 0..<4))
-        #expect(error(opening: file("{" + entry("a", "[1]", "[0, 4]") + "}", dataSize: 6))
-            == .uncoveredData(path: path, range: 4..<6))
+        #expect(
+            error(opening: file("{" + entry("t", "[2]", "[0, 4]") + "}", dataSize: 4))
+                == .dataSizeMismatch(path: path, tensor: "t", dtype: .f32, shape: [2], byteCount: 4, expected: 8))
+        #expect(
+            error(opening: file("{" + entry("t", "[2]", "[0, 8]") + "}", dataSize: 4))
+                == .tensorOutOfBounds(path: path, tensor: "t", dataRange: 0..<8, dataSize: 4))
+        #expect(
+            error(
+                opening: file(
+                    "{" + entry("t", "[1]", "[9223372036854775803, 9223372036854775807]") + "}",
+                    dataSize: 4))
+                == .tensorOutOfBounds(
+                    path: path, tensor: "t",
+                    dataRange: 9_223_372_036_854_775_803..<Int.max, dataSize: 4))
+        #expect(
+            error(
+                opening: file(
+                    "{" + entry("a", "[2]", "[0, 8]") + ", " + entry("b", "[1]", "[4, 8]") + "}",
+                    dataSize: 8)) == .overlappingTensors(path: path, first: "a", second: "b"))
+        #expect(
+            error(
+                opening: file(
+                    "{" + entry("a", "[1]", "[0, 4]") + ", " + entry("b", "[1]", "[0, 4]") + "}",
+                    dataSize: 4)) == .overlappingTensors(path: path, first: "a", second: "b"))
+        #expect(
+            error(
+                opening: file(
+                    "{" + entry("a", "[1]", "[0, 4]") + ", " + entry("b", "[1]", "[8, 12]") + "}",
+                    dataSize: 12)) == .uncoveredData(path: path, range: 4..<8))
+        #expect(
+            error(opening: file("{" + entry("a", "[1]", "[4, 8]") + "}", dataSize: 8))
+                == .uncoveredData(path: path, range: 0..<4))
+        #expect(
+            error(opening: file("{" + entry("a", "[1]", "[0, 4]") + "}", dataSize: 6))
+                == .uncoveredData(path: path, range: 4..<6))
         #expect(error(opening: file("{}", dataSize: 1)) == .uncoveredData(path: path, range: 0..<1))
     }
 
     @Test("Metadata must be an object of strings; names must be unique")
     func metadataAndDuplicates() {
-        #expect(error(opening: file(#"{"__metadata__": {"a": "x", "n": 1}}"#))
-            == .invalidMetadata(path: path, key: "n", reason: "is a number, expected a string"))
-        #expect(error(opening: file(#"{"__metadata__": ["a"]}"#))
-            == .invalidMetadata(path: path, key: "", reason: "is an array, expected an object of strings"))
-        #expect(error(opening: file(#"{"__metadata__": {"a": "x", "a": "y"}}"#))
-            == .invalidMetadata(path: path, key: "a", reason: "appears more than once"))
-        #expect(error(opening: file(#"{"__metadata__": {}, "__metadata__": {}}"#))
-            == .duplicateName(path: path, name: "__metadata__"))
+        #expect(
+            error(opening: file(#"{"__metadata__": {"a": "x", "n": 1}}"#))
+                == .invalidMetadata(path: path, key: "n", reason: "is a number, expected a string"))
+        #expect(
+            error(opening: file(#"{"__metadata__": ["a"]}"#))
+                == .invalidMetadata(path: path, key: "", reason: "is an array, expected an object of strings"))
+        #expect(
+            error(opening: file(#"{"__metadata__": {"a": "x", "a": "y"}}"#))
+                == .invalidMetadata(path: path, key: "a", reason: "appears more than once"))
+        #expect(
+            error(opening: file(#"{"__metadata__": {}, "__metadata__": {}}"#))
+                == .duplicateName(path: path, name: "__metadata__"))
         let t = #""t": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}"#
         #expect(error(opening: file("{" + t + ", " + t + "}", dataSize: 1)) == .duplicateName(path: path, name: "t"))
     }
 
     @Test("Accepted quirks: padding whitespace, unknown entry fields, escaped names, zero-size tensors")
     func acceptedQuirks() throws {
-        let json = "{\"na\\u00efve \\\"w\\\"\": {\"dtype\": \"I8\", \"shape\": [2], \"data_offsets\": [0, 2], "
+        let json =
+            "{\"na\\u00efve \\\"w\\\"\": {\"dtype\": \"I8\", \"shape\": [2], \"data_offsets\": [0, 2], "
             + "\"extra\": [1, {\"x\": null}]}, \"z\": {\"dtype\": \"F64\", \"shape\": [0, 3], \"data_offsets\": "
             + "[2, 2]}}\n\t   "
         writeBytes(file(json, dataSize: 2), to: path)

@@ -48,8 +48,11 @@ struct SafetensorsReferenceTests {
         #expect(file.tensor(named: "model.layers.1.mlp.gate_proj.weight")?.shape == [176, 64])
 
         let weights = try file.floats(named: "model.embed_tokens.weight")
-        #expect(Array(weights.prefix(4)) == [-0.0049370527267456055, -0.01832684688270092, -0.010356232523918152,
-            0.022419795393943787])
+        #expect(
+            Array(weights.prefix(4)) == [
+                -0.0049370527267456055, -0.01832684688270092, -0.010356232523918152,
+                0.022419795393943787,
+            ])
         let mean = weights.reduce(0, +) / Float(weights.count)
         let std = (weights.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(weights.count)).squareRoot()
         #expect(std > 0.018 && std < 0.022, "README: init normal(0, 0.02), measured std 0.019-0.021")
@@ -58,9 +61,10 @@ struct SafetensorsReferenceTests {
         // The tensors tile the data section exactly, in offset order.
         #expect(file.tensors.first?.dataRange.lowerBound == 0)
         #expect(file.tensors.last?.dataRange.upperBound == file.dataSize)
-        #expect(zip(file.tensors, file.tensors.dropFirst()).allSatisfy {
-            $0.dataRange.upperBound == $1.dataRange.lowerBound
-        })
+        #expect(
+            zip(file.tensors, file.tensors.dropFirst()).allSatisfy {
+                $0.dataRange.upperBound == $1.dataRange.lowerBound
+            })
         let total = file.tensors.map(\.elementCount).reduce(0, +)
         #expect(total * 4 == file.dataSize)
     }

@@ -25,8 +25,11 @@ struct SafetensorsRoundTripTests {
 
         let file = try SafetensorsFile(path: path)
         let info = try #require(file.tensor(named: "t"))
-        #expect(info == SafetensorsTensorInfo(name: "t", dtype: dtype, shape: [2, 3], dataRange: 0..<bytes.count,
-            elementCount: 6))
+        #expect(
+            info
+                == SafetensorsTensorInfo(
+                    name: "t", dtype: dtype, shape: [2, 3], dataRange: 0..<bytes.count,
+                    elementCount: 6))
         #expect(try file.bytes(named: "t") == bytes)
         #expect(try file.withData("t") { Array($0) } == bytes)
         #expect(file.dataOffset % 8 == 0)
@@ -40,7 +43,8 @@ struct SafetensorsRoundTripTests {
         let path = directory.file("all.safetensors")
         var writer = SafetensorsWriter()
         for (i, dtype) in SafetensorsDType.allCases.enumerated() {
-            try writer.addTensor(name: "t_\(dtype.rawValue)", dtype: dtype, shape: [i % 3 + 1, 5],
+            try writer.addTensor(
+                name: "t_\(dtype.rawValue)", dtype: dtype, shape: [i % 3 + 1, 5],
                 bytes: Self.pattern((i % 3 + 1) * 5 * dtype.byteSize, seed: i))
         }
         try writer.write(to: path)
@@ -75,7 +79,8 @@ struct SafetensorsRoundTripTests {
         try writer.addTensor(name: "u32", dtype: .u32, shape: [1], bytes: littleEndian([UInt32.max]))
         try writer.addTensor(name: "i64", dtype: .i64, shape: [2], bytes: littleEndian([Int64(-3), 1 << 40]))
         try writer.addTensor(name: "u64", dtype: .u64, shape: [1], bytes: littleEndian([UInt64(1) << 63]))
-        try writer.addTensor(name: "f64", dtype: .f64, shape: [2],
+        try writer.addTensor(
+            name: "f64", dtype: .f64, shape: [2],
             bytes: littleEndian([(0.1 as Double).bitPattern, (-2.5 as Double).bitPattern]))
         // F8_E5M2: 0x3C = 1.0, 0xC0 = -2.0, 0x7C = +inf. F8_E4M3: 0x38 = 1.0, 0x7E = 448, 0x01 = 2^-9, 0x7F = NaN.
         try writer.addTensor(name: "e5m2", dtype: .f8E5M2, shape: [3], bytes: [0x3C, 0xC0, 0x7C])
@@ -167,7 +172,8 @@ struct SafetensorsRoundTripTests {
         #expect(length % 8 == 0)
         #expect(bytes.count == 8 + length + 4 + 4 + 2)
         let header = String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
-        let expected = #"{"__metadata__":{"a":"1","b":"2"},"alpha":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+        let expected =
+            #"{"__metadata__":{"a":"1","b":"2"},"alpha":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
             + #""zeta":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"#
             + #""half":{"dtype":"F16","shape":[1],"data_offsets":[8,10]}}"#
         #expect(header.hasPrefix(expected))
@@ -245,7 +251,10 @@ struct SafetensorsRoundTripTests {
                 try body(&copy)
                 Issue.record("expected invalidWriterInput")
             } catch let error as SafetensorsError {
-                guard case .invalidWriterInput = error else { Issue.record("wrong error \(error)"); return }
+                guard case .invalidWriterInput = error else {
+                    Issue.record("wrong error \(error)")
+                    return
+                }
             } catch {
                 Issue.record("unexpected error \(error)")
             }

@@ -42,7 +42,8 @@ struct TinyLlama {
                 try w.addTensor(name: name, dimensions: dimensions, values: values, type: type)
             } else {
                 let bytes = try type.byteCount(elements: count)
-                try w.addTensor(name: name, dimensions: dimensions, type: type, data: [UInt8](repeating: 0, count: bytes))
+                try w.addTensor(
+                    name: name, dimensions: dimensions, type: type, data: [UInt8](repeating: 0, count: bytes))
             }
         }
         let headDim = hidden / heads

@@ -24,8 +24,10 @@ private func render(_ source: String, _ context: [String: JinjaValue] = [:]) thr
 }
 
 /// The error thrown by parsing or rendering `source`, or nil if it succeeded.
-private func failure(_ source: String, _ context: [String: JinjaValue] = [:],
-                     limits: JinjaLimits = JinjaLimits()) -> JinjaError? {
+private func failure(
+    _ source: String, _ context: [String: JinjaValue] = [:],
+    limits: JinjaLimits = JinjaLimits()
+) -> JinjaError? {
     do {
         _ = try JinjaTemplate(source, limits: limits).render(context)
         return nil
@@ -43,8 +45,9 @@ struct ChatTemplateSmolLMTests {
         #expect(reference.cases.count >= 8)
         let template = try ChatTemplate(reference.template)
         for test in reference.cases {
-            let rendered = try template.render(messages: test.messages, addGenerationPrompt: test.add_generation_prompt,
-                                               bosToken: reference.bos_token, eosToken: reference.eos_token)
+            let rendered = try template.render(
+                messages: test.messages, addGenerationPrompt: test.add_generation_prompt,
+                bosToken: reference.bos_token, eosToken: reference.eos_token)
             #expect(rendered == test.rendered, "case \(test.name)")
         }
     }
@@ -53,8 +56,9 @@ struct ChatTemplateSmolLMTests {
     func extraVariables() throws {
         let template = try ChatTemplate("{{ bos_token }}{{ date }}{% for t in tools %}[{{ t.name }}]{% endfor %}")
         let tools: JinjaValue = [["name": "search"], ["name": "calc"]]
-        let rendered = try template.render(messages: [], addGenerationPrompt: false, bosToken: "<s>", eosToken: "",
-                                           extra: ["date": "1 Jan", "tools": tools])
+        let rendered = try template.render(
+            messages: [], addGenerationPrompt: false, bosToken: "<s>", eosToken: "",
+            extra: ["date": "1 Jan", "tools": tools])
         #expect(rendered == "<s>1 Jan[search][calc]")
     }
 }
@@ -68,8 +72,9 @@ struct ChatTemplateWhitespaceTests {
 
     @Test("lstrip_blocks strips indentation before block tags and comments only")
     func lstripBlocks() throws {
-        #expect(try render("a\n    {% if true %}\n    b\n    {# c #}\n    {{ 'd' }}\n    {% endif %}\n")
-            == "a\n    b\n    d\n")
+        #expect(
+            try render("a\n    {% if true %}\n    b\n    {# c #}\n    {{ 'd' }}\n    {% endif %}\n")
+                == "a\n    b\n    d\n")
     }
 
     @Test("'-' strips all whitespace on that side; '+' keeps it")
@@ -102,29 +107,34 @@ struct ChatTemplateLanguageTests {
 
     @Test("namespace survives loop scopes; plain set does not leak out of a loop")
     func scoping() throws {
-        let source = "{% set ns = namespace(n=0) %}{% set x = 1 %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+        let source =
+            "{% set ns = namespace(n=0) %}{% set x = 1 %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
             + "{% set x = 99 %}{% endfor %}{{ ns.n }} {{ x }}"
         #expect(try render(source) == "3 1")
     }
 
     @Test("loop helpers: cycle, previtem, nextitem, revindex0, filtered loops")
     func loopHelpers() throws {
-        let source = "{% for i in [1, 2, 3, 4] if i is even %}{{ loop.cycle('a', 'b') }}{{ loop.previtem }}"
+        let source =
+            "{% for i in [1, 2, 3, 4] if i is even %}{{ loop.cycle('a', 'b') }}{{ loop.previtem }}"
             + "{{ loop.nextitem }}{{ loop.revindex0 }};{% endfor %}"
         #expect(try render(source) == "a41;b20;")
     }
 
     @Test("undefined values render empty, are falsy and iterate as empty")
     func undefinedValues() throws {
-        #expect(try render("[{{ nope }}][{{ nope.deeper }}][{% for x in nope %}x{% else %}empty{% endfor %}]"
-            + "[{{ 'y' if nope else 'n' }}][{{ nope|length }}]") == "[][][empty][n][0]")
+        #expect(
+            try render(
+                "[{{ nope }}][{{ nope.deeper }}][{% for x in nope %}x{% else %}empty{% endfor %}]"
+                    + "[{{ 'y' if nope else 'n' }}][{{ nope|length }}]") == "[][][empty][n][0]")
     }
 
     @Test("values render like Python str()")
     func pythonRendering() throws {
         let context: [String: JinjaValue] = ["v": ["a": [1, 2.5, nil, true, "it's"]]]
-        #expect(try render("{{ v }} {{ 1.0 }} {{ 1e20 }} {{ -0.5 }} {{ none }}", context)
-            == #"{'a': [1, 2.5, None, True, "it's"]} 1.0 1e+20 -0.5 None"#)
+        #expect(
+            try render("{{ v }} {{ 1.0 }} {{ 1e20 }} {{ -0.5 }} {{ none }}", context)
+                == #"{'a': [1, 2.5, None, True, "it's"]} 1.0 1e+20 -0.5 None"#)
     }
 
     @Test("string literal escapes")
@@ -143,7 +153,7 @@ struct ChatTemplateErrorTests {
     @Test("an unclosed for loop names the tag and where it was opened")
     func unclosedFor() {
         let error = failure("line one\n{% for m in messages %}{{ m }}")
-        guard case let .syntax(message, line, _)? = error else {
+        guard case .syntax(let message, let line, _)? = error else {
             Issue.record("expected a syntax error, got \(String(describing: error))")
             return
         }
@@ -160,12 +170,14 @@ struct ChatTemplateErrorTests {
         #expect(JinjaError.unknownFilter(name: "frobnicate", line: 2).description.contains("'frobnicate'"))
     }
 
-    @Test("malformed expressions and tags are syntax errors", arguments: [
-        "{{ 1 + }}", "{{ (1 }}", "{{ 'unterminated }}", "{{ x", "{% if %}{% endif %}", "{% endif %}",
-        "{% for in x %}{% endfor %}", "{{ a b }}", "{% set = 1 %}", "{# never closed", "{{ [1, 2 }}",
-        "{% if x %}{% else %}{% else %}{% endif %}", "{% break %}", "{% if x %}{% continue %}{% endif %}",
-        "{{ f(a=1, 2) }}", "{{ x[] }}", "{{ 1 ? 2 }}",
-    ])
+    @Test(
+        "malformed expressions and tags are syntax errors",
+        arguments: [
+            "{{ 1 + }}", "{{ (1 }}", "{{ 'unterminated }}", "{{ x", "{% if %}{% endif %}", "{% endif %}",
+            "{% for in x %}{% endfor %}", "{{ a b }}", "{% set = 1 %}", "{# never closed", "{{ [1, 2 }}",
+            "{% if x %}{% else %}{% else %}{% endif %}", "{% break %}", "{% if x %}{% continue %}{% endif %}",
+            "{{ f(a=1, 2) }}", "{{ x[] }}", "{{ 1 ? 2 }}",
+        ])
     func syntaxErrors(_ source: String) {
         let error = failure(source, ["x": 1])
         guard case .syntax? = error else {
@@ -176,10 +188,12 @@ struct ChatTemplateErrorTests {
 
     @Test("raise_exception surfaces the template's message")
     func raiseException() {
-        let source = "{% if messages[0]['role'] == 'system' %}"
+        let source =
+            "{% if messages[0]['role'] == 'system' %}"
             + "{{ raise_exception('System role not supported') }}{% endif %}"
-        #expect(failure(source, ["messages": [["role": "system", "content": "x"]]])
-            == .raised("System role not supported"))
+        #expect(
+            failure(source, ["messages": [["role": "system", "content": "x"]]])
+                == .raised("System role not supported"))
     }
 
     @Test("division and modulo by zero")
@@ -189,12 +203,14 @@ struct ChatTemplateErrorTests {
         #expect(failure("{{ 5 % 0.0 }}") == .divisionByZero(line: 1))
     }
 
-    @Test("type errors are runtime errors, not crashes", arguments: [
-        "{% for x in 42 %}{% endfor %}", "{{ 'a' + 1 }}", "{{ [1] < 'a' }}", "{{ 1 in 2 }}", "{{ none.x() }}",
-        "{{ 'abc'.nosuch() }}", "{{ foo() }}", "{{ [1, 2].append(3) }}", "{{ 9223372036854775807 + 1 }}",
-        "{{ 2 ** 64 }}", "{% set a, b = [1] %}", "{{ {'a': 1}.update({}) }}", "{% set s = 'x' %}{% set s.y = 1 %}",
-        "{{ range(1, 2, 0) }}", "{{ 'x'[1.5] }}",
-    ])
+    @Test(
+        "type errors are runtime errors, not crashes",
+        arguments: [
+            "{% for x in 42 %}{% endfor %}", "{{ 'a' + 1 }}", "{{ [1] < 'a' }}", "{{ 1 in 2 }}", "{{ none.x() }}",
+            "{{ 'abc'.nosuch() }}", "{{ foo() }}", "{{ [1, 2].append(3) }}", "{{ 9223372036854775807 + 1 }}",
+            "{{ 2 ** 64 }}", "{% set a, b = [1] %}", "{{ {'a': 1}.update({}) }}", "{% set s = 'x' %}{% set s.y = 1 %}",
+            "{{ range(1, 2, 0) }}", "{{ 'x'[1.5] }}",
+        ])
     func runtimeErrors(_ source: String) {
         let error = failure(source)
         guard case .runtime? = error else {
@@ -209,7 +225,8 @@ struct ChatTemplateErrorTests {
             Issue.record("range(10**9) should hit the range limit")
             return
         }
-        let nested = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(10) %}"
+        let nested =
+            "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(10) %}"
             + "{% endfor %}{% endfor %}{% endfor %}"
         guard case .limitExceeded? = failure(nested, limits: JinjaLimits(maxLoopIterations: 50_000)) else {
             Issue.record("10^7 iterations should hit a 50 000-iteration loop limit")
