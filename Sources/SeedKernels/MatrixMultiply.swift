@@ -64,6 +64,7 @@ public final class MatrixMultiplier: @unchecked Sendable {
     public var gemmThreshold = 8
 
     private let tileRows = 64
+    private var blockSums: [Float] = []
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var scratchColumns = 0
 
@@ -112,6 +113,7 @@ public final class MatrixMultiplier: @unchecked Sendable {
             return
         }
         switch w.type {
+        case .q4_1 where tokens == 1: multiplyQ4_1Vector(w, x, y)
         case .q4_1: multiplySmall(Q4_1Decoder.self, w, x, xs, tokens, y, ys)
         case .q8_0: multiplySmall(Q8_0Decoder.self, w, x, xs, tokens, y, ys)
         case .q4_0: multiplySmall(Q4_0Decoder.self, w, x, xs, tokens, y, ys)
@@ -144,6 +146,40 @@ public final class MatrixMultiplier: @unchecked Sendable {
                 while t < tokens {
                     y[t * ys + r] = dot1(D.self, row, blocks, x + t * xs)
                     t += 1
+                }
+            }
+        }
+    }
+
+    /// Q4_1 matrix × one vector, with the block offsets factored out: `Σ (d·q + m)·x = d·(q·x) + m·Σx`, where the
+    /// per-block sums `Σx` are computed once for all rows.
+    private func multiplyQ4_1Vector(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        let blocks = w.columns / 32
+        if blockSums.count < blocks { blockSums = [Float](repeating: 0, count: blocks) }
+        for b in 0..<blocks {
+            let v = UnsafeRawPointer(x + b * 32)
+            blockSums[b] =
+                (v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+                .sum()
+        }
+        blockSums.withUnsafeBufferPointer { sums in
+            let sums = sums.baseAddress!
+            pool.parallelRanges(w.rows, minimumChunk: 16, chunksPerThread: 8) { rows in
+                let xr = UnsafeRawPointer(x)
+                for r in rows {
+                    let row = w.row(r)
+                    var acc = SIMD16<Float>()
+                    var offsets: Float = 0
+                    for b in 0..<blocks {
+                        let p = row + b * 20
+                        let q = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+                        var t = widen(q & 0x0F) * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+                        t = t.addingProduct(
+                            widen(q &>> 4), xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self))
+                        acc = acc.addingProduct(t, loadHalf(p, 0))
+                        offsets += loadHalf(p, 2) * sums[b]
+                    }
+                    y[r] = acc.sum() + offsets
                 }
             }
         }
