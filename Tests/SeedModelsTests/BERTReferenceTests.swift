@@ -74,7 +74,9 @@ func cosine(_ a: [Float], _ b: [Float]) -> Double {
             let length = Double(embedding.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot())
             #expect(abs(length - 1) < 1e-5)
         }
-        print("BERT: worst cosine \(worst.cosine) (\"\(worst.text.prefix(40))\"), worst relative norm error \(worstNormError)")
+        print(
+            "BERT: worst cosine \(worst.cosine) (text \"\(worst.text.prefix(40))\"), "
+                + "worst relative norm error \(worstNormError)")
 
         // Timing: every sentence on its own, then all 25 in one batch.
         let ids = references.map(\.ids)
