@@ -442,6 +442,7 @@ private func weightMatrix(
     do {
         return try WeightMatrix(type: .f32, rows: rows, columns: columns, data: UnsafeRawPointer(data))
     } catch {
-        throw .tensorShape(name: name, expected: [rows, columns], actual: [rows, columns])
+        // Unreachable after validation (positive shapes, F32); reported rather than trapped.
+        throw .invalidMetadata(key: name, reason: "cannot be used as a [\(rows), \(columns)] matrix: \(error)")
     }
 }
