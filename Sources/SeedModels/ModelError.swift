@@ -18,6 +18,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(needed: Int, capacity: Int)
     /// Reading the model file failed.
     case file(String)
+    /// A file the model needs is not there (`path` says which).
+    case missingFile(path: String)
+    /// A configuration file is malformed (`key` empty) or one of its keys has an unusable value.
+    case invalidConfiguration(path: String, key: String, reason: String)
+    /// The caller's input cannot be run (empty sequence, mismatched shapes, ...).
+    case invalidInput(String)
 
     public var description: String {
         switch self {
@@ -34,6 +40,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .contextOverflow(let needed, let capacity):
             "the sequence needs \(needed) positions but the context holds \(capacity)"
         case .file(let message): message
+        case .missingFile(let path): "model file '\(path)' is missing"
+        case .invalidConfiguration(let path, let key, let reason):
+            key.isEmpty
+                ? "configuration '\(path)' is malformed: \(reason)"
+                : "configuration '\(path)': '\(key)' \(reason)"
+        case .invalidInput(let message): "invalid input: \(message)"
         }
     }
 }
