@@ -132,8 +132,11 @@ public struct BERTConfiguration: Codable, Sendable, Equatable {
 /// A short description of a JSON decoding failure: what went wrong and at which key.
 func describe(_ error: DecodingError) -> String {
     func path(_ keys: [any CodingKey]) -> String {
-        keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }
-            .joined(separator: ".") + "'"
+        keys.isEmpty
+            ? "the top level"
+            : "'"
+                + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }
+                .joined(separator: ".") + "'"
     }
     switch error {
     case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' in \(path(context.codingPath))"
@@ -259,7 +262,8 @@ public final class BERTModel: @unchecked Sendable {
         wordEmbeddings = UnsafePointer(try tensor("embeddings.word_embeddings.weight", [c.vocabularySize, h]))
         positionEmbeddings = UnsafePointer(
             try tensor("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, h]))
-        typeEmbeddings = UnsafePointer(try tensor("embeddings.token_type_embeddings.weight", [c.typeVocabularySize, h]))
+        typeEmbeddings = UnsafePointer(
+            try tensor("embeddings.token_type_embeddings.weight", [c.typeVocabularySize, h]))
         embeddingNormWeight = UnsafePointer(try tensor("embeddings.LayerNorm.weight", [h]))
         embeddingNormBias = UnsafePointer(try tensor("embeddings.LayerNorm.bias", [h]))
 
