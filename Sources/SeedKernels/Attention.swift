@@ -66,27 +66,38 @@ public func causalAttention(
         let kvh = h / group
         let qv = q + t * qStride + h * hd
         let o = out + t * outStride + h * hd
-        let n = start + t + 1
-        let s = scratch.scores + thread * scratch.capacity
-        var maxScore = -Float.infinity
-        for j in 0..<n {
-            let score = dot(qv, keys + j * kvStride + kvh * hd, hd) * shape.scale
-            s[j] = score
-            maxScore = max(maxScore, score)
-        }
-        var sum: Float = 0
-        for j in 0..<n {
-            let e = expf(s[j] - maxScore)
-            s[j] = e
-            sum += e
-        }
-        o.update(repeating: 0, count: hd)
-        for j in 0..<n {
-            axpy(s[j], values + j * kvStride + kvh * hd, o, hd)
-        }
-        let inv = 1 / sum
-        for i in 0..<hd { o[i] *= inv }
+        attendOneHead(
+            query: qv, keys: keys + kvh * hd, values: values + kvh * hd, kvStride: kvStride, count: start + t + 1,
+            headDim: hd, scale: shape.scale, scores: scratch.scores + thread * scratch.capacity, out: o)
     }
+}
+
+/// Softmax attention of one query head over `count` consecutive key/value rows (`kvStride` floats apart):
+/// `out = Σ_j softmax(q·k_j · scale) v_j`. `scores` is scratch for `count` floats.
+@inline(__always)
+func attendOneHead(
+    query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
+    count n: Int, headDim hd: Int, scale: Float, scores s: UnsafeMutablePointer<Float>,
+    out o: UnsafeMutablePointer<Float>
+) {
+    var maxScore = -Float.infinity
+    for j in 0..<n {
+        let score = dot(query, keys + j * kvStride, hd) * scale
+        s[j] = score
+        maxScore = max(maxScore, score)
+    }
+    var sum: Float = 0
+    for j in 0..<n {
+        let e = expf(s[j] - maxScore)
+        s[j] = e
+        sum += e
+    }
+    o.update(repeating: 0, count: hd)
+    for j in 0..<n {
+        axpy(s[j], values + j * kvStride, o, hd)
+    }
+    let inv = 1 / sum
+    for i in 0..<hd { o[i] *= inv }
 }
 
 @inline(__always)

@@ -1,11 +1,5 @@
 import SeedTensor
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Bidirectional (encoder) multi-head attention over a batch of sequences packed one after another.
 ///
 /// Sequence `s` occupies token rows `sequences[s]` of `q`, `keys`, `values` and `out`; each of its tokens attends to
@@ -45,27 +39,9 @@ public func bidirectionalAttention(
         let kvh = h / group
         let qv = q + t * qStride + h * hd
         let o = out + t * outStride + h * hd
-        let s = scratch.scores + thread * scratch.capacity
-        let n = range.count
-        let k0 = keys + range.lowerBound * kvStride + kvh * hd
-        let v0 = values + range.lowerBound * kvStride + kvh * hd
-        var maxScore = -Float.infinity
-        for j in 0..<n {
-            let score = dot(qv, k0 + j * kvStride, hd) * shape.scale
-            s[j] = score
-            maxScore = max(maxScore, score)
-        }
-        var sum: Float = 0
-        for j in 0..<n {
-            let e = expf(s[j] - maxScore)
-            s[j] = e
-            sum += e
-        }
-        o.update(repeating: 0, count: hd)
-        for j in 0..<n {
-            axpy(s[j], v0 + j * kvStride, o, hd)
-        }
-        let inv = 1 / sum
-        for i in 0..<hd { o[i] *= inv }
+        attendOneHead(
+            query: qv, keys: keys + range.lowerBound * kvStride + kvh * hd,
+            values: values + range.lowerBound * kvStride + kvh * hd, kvStride: kvStride, count: range.count,
+            headDim: hd, scale: shape.scale, scores: scratch.scores + thread * scratch.capacity, out: o)
     }
 }
