@@ -10,6 +10,9 @@ enum HFModel: Sendable {
     ) throws(TokenizerError) -> (model: HFModel, vocabulary: [String: Int]) {
         var type: String
         if let explicit = try json.optionalString("type") { type = explicit } else { type = try inferType(json) }
+        guard ["WordPiece", "BPE", "WordLevel"].contains(type) else {
+            throw .unsupportedComponent(kind: "model", type: type)
+        }
         let vocabulary = try parseVocabulary(json)
         switch type {
         case "WordPiece":

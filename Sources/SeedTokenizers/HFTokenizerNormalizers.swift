@@ -43,7 +43,8 @@ enum HFNormalizer: Sendable, Equatable {
         case "Prepend":
             self = .prepend(try json.string("prepend"))
         case "Strip":
-            self = .strip(left: try json.bool("strip_left", default: true), right: try json.bool("strip_right", default: true))
+            self = .strip(
+                left: try json.bool("strip_left", default: true), right: try json.bool("strip_right", default: true))
         case "Sequence":
             var normalizers: [HFNormalizer] = []
             for element in try json.objects("normalizers") { normalizers.append(try HFNormalizer(json: element)) }

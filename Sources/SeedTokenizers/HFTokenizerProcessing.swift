@@ -32,7 +32,8 @@ enum HFPostProcessor: Sendable, Equatable {
             func pieces(_ key: String) throws(TokenizerError) -> [Piece] {
                 var result: [Piece] = []
                 for (index, element) in try json.array(key).enumerated() {
-                    result.append(try Self.parsePiece(element, path: "\(json.path).\(key)[\(index)]", specials, tokenID))
+                    let path = "\(json.path).\(key)[\(index)]"
+                    result.append(try Self.parsePiece(element, path: path, specials, tokenID))
                 }
                 return result
             }
@@ -177,7 +178,11 @@ enum HFDecoder: Sendable, Equatable {
         case "Metaspace":
             let scheme = try json.optionalString("prepend_scheme")
             var strip: Bool
-            if let scheme { strip = scheme != "never" } else { strip = try json.bool("add_prefix_space", default: true) }
+            if let scheme {
+                strip = scheme != "never"
+            } else {
+                strip = try json.bool("add_prefix_space", default: true)
+            }
             self = .metaspace(replacement: try json.optionalString("replacement") ?? "\u{2581}", stripFirstSpace: strip)
         case "Replace":
             let pattern = try json.object("pattern")
