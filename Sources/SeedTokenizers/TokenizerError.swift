@@ -23,6 +23,15 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidTokenID(Int, vocabularySize: Int)
     /// The model file's tokenizer metadata is missing, of the wrong type, or names an unsupported tokenizer model.
     case metadata(key: String, reason: String)
+    /// A Hugging Face `tokenizer.json` is not valid JSON or lacks a required field, or a field has the wrong type.
+    case invalidTokenizerJSON(String)
+    /// A `tokenizer.json` component (`kind`: normalizer, pre-tokenizer, model, post-processor, decoder) has a `type`
+    /// this module does not implement.
+    case unsupportedComponent(kind: String, type: String)
+    /// The model needs an unknown token (e.g. WordPiece's `unk_token`) that is not in its vocabulary.
+    case missingUnknownToken(String)
+    /// A tokenizer file could not be read.
+    case unreadableFile(path: String)
 
     public var description: String {
         switch self {
@@ -46,6 +55,14 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
             return "the tokenizer is configured to add a \(role) token but no \(role) token id was given"
         case .metadata(let key, let reason):
             return "tokenizer metadata '\(key)': \(reason)"
+        case .invalidTokenizerJSON(let reason):
+            return "invalid tokenizer.json: \(reason)"
+        case .unsupportedComponent(let kind, let type):
+            return "unsupported \(kind) type \(String(reflecting: type)) in tokenizer.json"
+        case .missingUnknownToken(let token):
+            return "unknown token \(String(reflecting: token)) is not in the vocabulary"
+        case .unreadableFile(let path):
+            return "cannot read tokenizer file \(path)"
         case .invalidTokenID(let tokenID, let vocabularySize):
             return "token id \(tokenID) is outside the vocabulary (valid ids are 0..<\(vocabularySize))"
         }
