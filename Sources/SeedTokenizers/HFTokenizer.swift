@@ -102,7 +102,8 @@ public final class HFTokenizer: Sendable {
         let decoder = try root.optionalObject("decoder").map { json throws(TokenizerError) in
             try HFDecoder(json: json)
         }
-        let byteLevel = preTokenizer?.isByteLevel == true || decoder == .byteLevel
+        let byteLevel =
+            preTokenizer?.isByteLevel == true || decoder == .byteLevel
             || { if case .sequence(let steps) = decoder { return steps.contains(.byteLevel) } else { return false } }()
         let (model, vocabulary) = try HFModel.parse(try root.object("model"), byteLevel: byteLevel)
 

@@ -10,7 +10,7 @@ struct Seed: ParsableCommand {
             into the model cache ($SEED_MODEL_DIR, default ~/.cache/seed/models) on first use.
             """,
         subcommands: [
-            GenerateCommand.self, ChatCommand.self, InfoCommand.self, TokenizeCommand.self,
+            GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
             PerplexityCommand.self, BenchCommand.self,
         ])
 }

@@ -1,0 +1,72 @@
+import Foundation
+import SeedTestSupport
+import Testing
+
+/// `seed embed` end to end: tokenizer.json + BERT + pooling against sentence-transformers' embeddings.
+@Suite struct EmbedCLITests {
+    struct Reference: Decodable {
+        let text: String
+        let embedding: [Double]
+    }
+
+    var miniLM: String { TestPaths.modelDirectory + "/all-MiniLM-L6-v2" }
+
+    @Test func embeddingsMatchSentenceTransformersInBothOutputFormats() throws {
+        let references = try JSONDecoder().decode(
+            [Reference].self, from: TestPaths.referenceData("minilm/embeddings.json"))
+        let texts = references.map(\.text)
+        let jsonl = try SeedProcess.run(["embed", "--model", miniLM, "--jsonl", "--batch-size", "8", "--"] + texts)
+        #expect(jsonl.status == 0, "\(jsonl.stderr)")
+        let rows = jsonl.stdout.split(separator: "\n").map { line -> [String: Any] in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+        }
+        #expect(rows.count == references.count)
+        var worst = 1.0
+        for (row, reference) in zip(rows, references) {
+            let vector = row["embedding"] as? [Double] ?? []
+            #expect(vector.count == 384)
+            worst = min(worst, zip(vector, reference.embedding).reduce(0) { $0 + $1.0 * $1.1 })
+        }
+        print("seed embed vs sentence-transformers: worst cosine \(worst)")
+        #expect(worst >= 0.9999)
+        // The 302-token sentence is truncated to max_seq_length and reported.
+        #expect(jsonl.stderr.contains("truncated to 256"))
+        #expect(rows.contains { ($0["truncated"] as? Bool) == true })
+
+        let array = try SeedProcess.run(["embed", "--model", miniLM, texts[0], texts[1]])
+        #expect(array.status == 0, "\(array.stderr)")
+        let parsed = try JSONSerialization.jsonObject(with: Data(array.stdout.utf8)) as? [[Double]]
+        #expect(parsed?.count == 2)
+        let first = parsed?.first ?? []
+        #expect(zip(first, references[0].embedding).reduce(0) { $0 + $1.0 * $1.1 } >= 0.9999)
+    }
+
+    @Test func textsFromStandardInputOnePerLine() throws {
+        let r = try SeedProcess.run(["embed", "--model", miniLM, "--jsonl"], stdin: "first line\nsecond line\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.split(separator: "\n").count == 2)
+    }
+
+    @Test func badInput() throws {
+        func expectFailure(_ arguments: [String], mentions: String, stdin: String? = nil) throws {
+            let r = try SeedProcess.run(arguments, stdin: stdin)
+            #expect(r.status != 0, "expected failure for \(arguments)")
+            #expect(r.stderr.localizedCaseInsensitiveContains(mentions), "stderr was: \(r.stderr)")
+            #expect(!r.stderr.contains("crashed"), "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        try expectFailure(["embed", "--model", miniLM, "--batch-size", "0", "x"], mentions: "batch-size")
+        try expectFailure(["embed", "--model", miniLM], mentions: "no text", stdin: "")
+        try expectFailure(["embed", "--model", "/no/such/dir", "x"], mentions: "does not exist")
+        try expectFailure(["embed", "--model", miniLM, "--file", "/no/such/file.txt"], mentions: "cannot read")
+        // A model directory whose tokenizer.json is garbage.
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("broken-minilm-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: broken)
+        try FileManager.default.copyItem(atPath: miniLM, toPath: broken)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: broken + "/tokenizer.json"))
+        try expectFailure(["embed", "--model", broken, "x"], mentions: "tokenizer")
+        try FileManager.default.removeItem(atPath: broken + "/tokenizer.json")
+        try expectFailure(["embed", "--model", broken, "x"], mentions: "tokenizer.json")
+        try? FileManager.default.removeItem(atPath: broken)
+    }
+}
