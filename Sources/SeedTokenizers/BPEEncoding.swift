@@ -237,6 +237,16 @@ extension BPETokenizer {
         }
     }
 
+    /// BPE-merges one already pre-tokenized piece (its raw UTF-8 bytes) and returns its ids, through the same
+    /// path and piece cache as ``encode(_:addSpecial:parseSpecial:)``. Used by `tokenizer.json` byte-level BPE models.
+    func encodePreTokenizedPiece(_ piece: [UInt8]) -> [Int] {
+        guard !piece.isEmpty else { return [] }
+        var workspace = EncodeWorkspace()
+        var output: [Int32] = []
+        piece.withUnsafeBufferPointer { encodePiece($0, into: &output, workspace: &workspace) }
+        return output.map(Int.init)
+    }
+
     /// Test hook: BPE-merges the bytes of `piece` with the requested strategy and returns the ids (no cache,
     /// no pre-tokenization, no `ignoresMerges` shortcut).
     func mergeForTesting(_ piece: [UInt8], useHeap: Bool) -> [Int] {

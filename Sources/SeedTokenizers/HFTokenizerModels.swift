@@ -265,7 +265,7 @@ struct HFBPE: Sendable {
                 ids.append(id)
                 return
             }
-            ids.append(contentsOf: engine.mergeForTesting(bytes, useHeap: bytes.count > 48))
+            ids.append(contentsOf: engine.encodePreTokenizedPiece(bytes))
             return
         }
         if ignoreMerges, let id = vocabulary[word] {
