@@ -46,11 +46,12 @@ for round in $(seq "$rounds"); do
 done
 loadavg_after=$(cat /proc/loadavg)
 echo "loadavg after: $loadavg_after" >&2
-python3 - "$results" "$model" "$loadavg_before" "$loadavg_after" <<'PY'
+params=$("$seed" info "$model" | awk '/^parameters:/ {print $2}')
+python3 - "$results" "$model" "$loadavg_before" "$loadavg_after" "$params" <<'PY'
 import json, os, statistics, sys
 rows = [line.split(" ", 4) for line in open(sys.argv[1])]
 model_bytes = os.path.getsize(sys.argv[2])
-params = 134515008  # SmolLM2-135M (seed info)
+params = int(sys.argv[5])  # from `seed info`
 def values(engine, threads, pp, tg, key):
     return [json.loads(r[4])[key] for r in rows if r[0] == engine and r[1] == str(threads) and r[2] == str(pp) and r[3] == str(tg)]
 def spread(v):

@@ -32,12 +32,6 @@ func widen(_ q: SIMD16<Int8>) -> SIMD16<Float> {
         Float(q[8]), Float(q[9]), Float(q[10]), Float(q[11]), Float(q[12]), Float(q[13]), Float(q[14]), Float(q[15]))
 }
 
-@inline(__always)
-@usableFromInline
-func loadHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
-    Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
-}
-
 /// Q4_0: `{ f16 d; u8 qs[16] }`; element j is `d * ((qs[j] & 15) - 8)`, element j + 16 is `d * ((qs[j] >> 4) - 8)`.
 @usableFromInline
 enum Q4_0Decoder: Block32Decoder {

@@ -93,8 +93,9 @@ public func dequantize(
 
 // MARK: - Scalar helpers
 
-@inline(__always)
-func loadHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+/// Reads the IEEE half-precision value at `p + offset` (any alignment) as a float; shared with the kernels.
+@inlinable @inline(__always)
+public func loadHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
     Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
