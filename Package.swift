@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels", "SeedTestSupport"]),
         .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats", "SeedTestSupport"]),
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
-        .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine"]),
+        .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine", "SeedTestSupport"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]

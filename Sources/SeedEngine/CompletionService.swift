@@ -98,6 +98,8 @@ public struct EngineStatistics: Sendable, Equatable {
     /// Prompt tokens looked up in the prefix cache, and how many of them were found.
     public var prefixCacheQueriedTokens = 0
     public var prefixCacheHitTokens = 0
+    /// Sequences preempted (blocks freed, recomputed later) because the KV cache ran out.
+    public var preemptions = 0
 
     public init() {}
 }

@@ -116,6 +116,19 @@ public struct RotaryTable: ~Copyable {
         }
     }
 
+    /// Fills rows `0..<count` for the positions `positions[0..<count]` (tokens of several sequences in one batch).
+    public mutating func fill(positions: UnsafePointer<Int32>, count: Int) {
+        let half = rotaryDim / 2
+        for t in 0..<count {
+            let p = Float(positions[t])
+            for i in 0..<half {
+                let angle = p * inverseFrequencies[i]
+                cos[t * half + i] = cosf(angle)
+                sin[t * half + i] = sinf(angle)
+            }
+        }
+    }
+
     /// Rotates adjacent pairs `(2i, 2i+1)` of each head (GGML's "normal" RoPE, used by GGUF Llama models).
     ///
     /// - Parameters:
