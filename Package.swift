@@ -27,7 +27,8 @@ let package = Package(
         .target(name: "SeedModels", dependencies: ["SeedKernels", "SeedFormats"], swiftSettings: numericSettings),
         .target(
             name: "SeedEngine",
-            dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: numericSettings  // the sampler runs over the vocabulary once per token
         ),
         .executableTarget(
             name: "seed",
