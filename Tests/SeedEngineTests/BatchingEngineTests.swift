@@ -154,6 +154,56 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
         #expect(stats.preemptions > 0)
     }
 
+    @Test func thirtyTwoClientsWithSomeDisconnectingAllFinishAndEveryBlockComesBack() async throws {
+        let (model, tokenizer) = try load()
+        var configuration = BatchingConfiguration()
+        configuration.maxSequences = 16
+        configuration.kvCacheTokens = 2048
+        let engine = try BatchingEngine(
+            model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: configuration)
+        defer { engine.shutdown() }
+        let outcomes = try await withThrowingTaskGroup(of: (kept: Bool, tokens: Int, text: String).self) { group in
+            for i in 0..<32 {
+                let prompt = Self.prompts[i % Self.prompts.count] + " (\(i))"
+                let ids = tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
+                var options = GenerationOptions(maxTokens: 24, sampling: SamplingParameters())
+                options.sampling.seed = UInt64(i)
+                options.ignoreEndOfGeneration = true
+                let stream = try engine.submit(CompletionRequest(promptTokens: ids, options: options))
+                let disconnects = i % 5 == 4
+                group.addTask {
+                    var text = ""
+                    var pieces = 0
+                    for try await event in stream {
+                        switch event {
+                        case .delta(let piece, _):
+                            text += piece
+                            pieces += 1
+                            if disconnects && pieces == 3 { return (false, 0, text) }
+                        case .finished(let summary):
+                            return (true, summary.completionTokens, text)
+                        }
+                    }
+                    return (false, -1, text)  // the stream ended without a summary
+                }
+            }
+            var all: [(kept: Bool, tokens: Int, text: String)] = []
+            for try await outcome in group { all.append(outcome) }
+            return all
+        }
+        let kept = outcomes.filter(\.kept)
+        #expect(kept.count == 32 - 32 / 5)
+        for outcome in kept {
+            #expect(outcome.tokens == 24)
+            #expect(!outcome.text.isEmpty)
+        }
+        #expect(!outcomes.contains { $0.tokens == -1 })
+        let stats = try await waitUntilIdle(engine)
+        #expect(stats.runningSequences == 0 && stats.waitingSequences == 0)
+        #expect(stats.kvBlocksUsed == 0)
+        #expect(stats.kvBlocksFree == 2048 / configuration.blockSize)
+    }
+
     @Test func cancellingAStreamFreesItsBlocksAtOnce() async throws {
         let (model, tokenizer) = try load()
         let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
