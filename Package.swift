@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -30,9 +32,20 @@ let package = Package(
             dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numericSettings  // the sampler runs over the vocabulary once per token
         ),
+        .target(
+            name: "SeedServer",
+            dependencies: [
+                "SeedEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "seed",
-            dependencies: ["SeedEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "SeedEngine", "SeedServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .target(name: "SeedTestSupport", path: "Tests/Support"),
         .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor", "SeedTestSupport"]),
@@ -41,6 +54,12 @@ let package = Package(
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine", "SeedTestSupport"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
+        .testTarget(
+            name: "SeedServerTests",
+            dependencies: [
+                "SeedServer", "SeedTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )
