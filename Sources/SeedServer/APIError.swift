@@ -29,7 +29,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
     public var description: String { "\(status.code) \(type): \(message)" }
 
     static func invalidValue(param: String?, message: String) -> APIError {
-        APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: "invalid_value")
+        APIError(
+            status: .badRequest, message: message, type: "invalid_request_error", param: param, code: "invalid_value")
     }
 
     static func missing(param: String) -> APIError {

@@ -182,9 +182,12 @@ struct RequestSampling: Decodable, Sendable {
         if let topK, topK < 0 { throw .invalidValue(param: "top_k", message: "top_k must be >= 0, got \(topK)") }
         guard (1...16).contains(n) else { throw .invalidValue(param: "n", message: "n must be between 1 and 16") }
         guard stop.count <= 4 else { throw .invalidValue(param: "stop", message: "at most 4 stop sequences") }
-        if stop.contains(where: \.isEmpty) { throw .invalidValue(param: "stop", message: "stop sequences must not be empty") }
+        if stop.contains(where: \.isEmpty) {
+            throw .invalidValue(param: "stop", message: "stop sequences must not be empty")
+        }
         if let logprobs, !(0...20).contains(logprobs) {
-            throw .invalidValue(param: "top_logprobs", message: "top_logprobs must be between 0 and 20, got \(logprobs)")
+            throw .invalidValue(
+                param: "top_logprobs", message: "top_logprobs must be between 0 and 20, got \(logprobs)")
         }
         var sampling = SamplingParameters()
         sampling.temperature = Float(temperature ?? 1)

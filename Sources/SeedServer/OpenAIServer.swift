@@ -81,7 +81,8 @@ public final class OpenAIServer: Sendable {
     }
 
     /// A Hummingbird application serving ``makeRouter()``; `onRunning` receives the bound port.
-    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol
     {
         Application(
             router: makeRouter(),
@@ -127,7 +128,9 @@ public final class OpenAIServer: Sendable {
         }
     }
 
-    private func submit(_ request: CompletionRequest) throws(APIError) -> AsyncThrowingStream<CompletionEvent, any Error> {
+    private func submit(_ request: CompletionRequest) throws(APIError) -> AsyncThrowingStream<
+        CompletionEvent, any Error
+    > {
         do {
             return try service.submit(request)
         } catch {
@@ -317,10 +320,12 @@ public final class OpenAIServer: Sendable {
         return Self.streamingResponse { [self] writer in
             @Sendable func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil) -> ByteBuffer {
                 Self.sse(
-                    encodeJSON(ChatCompletionChunk(id: id, created: created, model: model, choices: choices, usage: usage)))
+                    encodeJSON(
+                        ChatCompletionChunk(id: id, created: created, model: model, choices: choices, usage: usage)))
             }
             for index in 0..<choiceCount {
-                try await writer.write(chunk([ChatChunkChoice(index: index, delta: ChatDelta(role: "assistant", content: ""))]))
+                try await writer.write(
+                    chunk([ChatChunkChoice(index: index, delta: ChatDelta(role: "assistant", content: ""))]))
             }
             let totals = Totals()
             let writerBox = WriterBox(writer)
@@ -346,7 +351,8 @@ public final class OpenAIServer: Sendable {
                 }
                 if includeUsage {
                     let (completion, cached) = totals.values
-                    try await writerBox.write(chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
+                    try await writerBox.write(
+                        chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
                 }
             } catch let error where !(error is WriteFailure) {
                 try await writerBox.write(Self.streamError(error))
@@ -367,11 +373,15 @@ public final class OpenAIServer: Sendable {
         let promptTexts: [String]
         switch request.prompt {
         case .texts(let texts):
-            guard !texts.isEmpty else { throw APIError.invalidValue(param: "prompt", message: "prompt must not be empty") }
+            guard !texts.isEmpty else {
+                throw APIError.invalidValue(param: "prompt", message: "prompt must not be empty")
+            }
             prompts = texts.map { tokenizer.encode($0, addSpecial: true, parseSpecial: true) }
             promptTexts = texts
         case .tokens(let batches):
-            guard !batches.isEmpty else { throw APIError.invalidValue(param: "prompt", message: "prompt must not be empty") }
+            guard !batches.isEmpty else {
+                throw APIError.invalidValue(param: "prompt", message: "prompt must not be empty")
+            }
             prompts = batches
             promptTexts = batches.map { ids in
                 (try? tokenizer.decodeString(ids.filter { $0 >= 0 && $0 < tokenizer.vocabularySize })) ?? ""
@@ -420,7 +430,8 @@ public final class OpenAIServer: Sendable {
         return Self.streamingResponse { [self] writer in
             @Sendable func chunk(_ choices: [TextChoice], usage: Usage? = nil) -> ByteBuffer {
                 Self.sse(
-                    encodeJSON(TextCompletionResponse(id: id, created: created, model: model, choices: choices, usage: usage))
+                    encodeJSON(
+                        TextCompletionResponse(id: id, created: created, model: model, choices: choices, usage: usage))
                 )
             }
             let writerBox = WriterBox(writer)
@@ -453,7 +464,8 @@ public final class OpenAIServer: Sendable {
                 }
                 if includeUsage {
                     let (completion, cached) = totals.values
-                    try await writerBox.write(chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
+                    try await writerBox.write(
+                        chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
                 }
             } catch let error where !(error is WriteFailure) {
                 try await writerBox.write(Self.streamError(error))
@@ -489,7 +501,8 @@ public final class OpenAIServer: Sendable {
                 input = many
             } else if c.contains(.input) {
                 throw APIError.invalidValue(
-                    param: "input", message: "input must be a string or an array of strings (token ids are not supported)")
+                    param: "input",
+                    message: "input must be a string or an array of strings (token ids are not supported)")
             } else {
                 throw APIError.missing(param: "input")
             }
@@ -526,7 +539,8 @@ public final class OpenAIServer: Sendable {
         if let dimensions = request.dimensions, dimensions != result.embeddings.first?.count {
             throw APIError.invalidValue(
                 param: "dimensions",
-                message: "this model produces \(result.embeddings.first?.count ?? 0) dimensions and cannot shorten them")
+                message: "this model produces \(result.embeddings.first?.count ?? 0) dimensions and cannot shorten them"
+            )
         }
         var json = "{\"object\":\"list\",\"data\":["
         for (index, vector) in result.embeddings.enumerated() {

@@ -53,14 +53,17 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
-        if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be between 1 and 256, got \(parallel)") }
+        if parallel < 1 || parallel > 256 {
+            throw ValidationError("--parallel must be between 1 and 256, got \(parallel)")
+        }
         if maxWaiting < 0 { throw ValidationError("--max-waiting must be >= 0, got \(maxWaiting)") }
         if batchTokens < 1 { throw ValidationError("--batch-tokens must be >= 1, got \(batchTokens)") }
         if kvBlockSize < 1 || kvBlockSize > 1024 {
             throw ValidationError("--kv-block-size must be between 1 and 1024, got \(kvBlockSize)")
         }
         if kvCacheTokens < kvBlockSize {
-            throw ValidationError("--kv-cache-tokens must hold at least one block (\(kvBlockSize)), got \(kvCacheTokens)")
+            throw ValidationError(
+                "--kv-cache-tokens must hold at least one block (\(kvBlockSize)), got \(kvCacheTokens)")
         }
         if maxBodyBytes < 1024 { throw ValidationError("--max-body-bytes must be >= 1024, got \(maxBodyBytes)") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
@@ -91,19 +94,25 @@ struct ServeCommand: AsyncParsableCommand {
             }
             var name = URL(fileURLWithPath: directory).lastPathComponent
             if name.isEmpty { name = "embeddings" }
-            embeddings = try SentenceEmbeddingService(directory: directory, modelID: name, threads: modelOptions.threads)
+            embeddings = try SentenceEmbeddingService(
+                directory: directory, modelID: name, threads: modelOptions.threads)
         }
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
-        configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["SEED_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.apiKey =
+            apiKey ?? ProcessInfo.processInfo.environment["SEED_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxBodyBytes = maxBodyBytes
-        configuration.modelAliases = ["default", KnownModel.smolLM2.name].filter { _ in modelPath.hasSuffix(KnownModel.smolLM2.fileName) }
+        configuration.modelAliases = ["default", KnownModel.smolLM2.name].filter { _ in
+            modelPath.hasSuffix(KnownModel.smolLM2.fileName)
+        }
         let server = OpenAIServer(service: engine, embeddings: embeddings, configuration: configuration, logger: logger)
         let host = self.host
         let servedID = modelID
         let app = server.makeApplication { port in
-            writeOut("seed serve: listening on http://\(host):\(port) (model \(servedID), \(engine.contextLength)-token context)\n")
+            writeOut(
+                "seed serve: listening on http://\(host):\(port) (model \(servedID), \(engine.contextLength)-token context)\n"
+            )
         }
         defer { engine.shutdown() }
         try await app.runService()
