@@ -17,6 +17,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -29,9 +32,22 @@ let package = Package(
             name: "SeedEngine",
             dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "SeedTrain",
+            dependencies: [
+                "SeedModels", "SeedFormats", "SeedTokenizers", "SeedTensor",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: numericSettings
+        ),
         .executableTarget(
             name: "seed",
-            dependencies: ["SeedEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "SeedEngine", "SeedTrain", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .target(name: "SeedTestSupport", path: "Tests/Support"),
         .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor", "SeedTestSupport"]),
@@ -40,6 +56,7 @@ let package = Package(
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
+        .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )
