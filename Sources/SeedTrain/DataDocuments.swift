@@ -205,7 +205,8 @@ struct DocumentFile {
 
     /// Expands the given paths into input files: files as given; directories into their regular files (sorted,
     /// not recursive), skipping hidden files, symbolic links (Debian's fortunes ship `NAME.u8 -> NAME`) and `NAME.dat`
-    /// strfile indexes that sit beside `NAME`. A file named twice is read once.
+    /// strfile indexes that sit beside `NAME`. A file named twice (or through a symbolic link) is read once, and a
+    /// `NAME.dat` named together with `NAME` (as `fortunes/*` does) is skipped.
     ///
     /// - Throws: ``DataError/missingInput(path:)``, ``DataError/unreadableInput(path:reason:)`` or
     ///   ``DataError/noInputs(reason:)``.
@@ -241,6 +242,11 @@ struct DocumentFile {
                     add(child)
                 }
             }
+        }
+        // `fortunes/*` names the strfile indexes too: drop NAME.dat when NAME is an input as well.
+        let canonical = Set(files.map(DataFileSystem.canonicalPath))
+        files.removeAll { path in
+            path.hasSuffix(".dat") && canonical.contains(DataFileSystem.canonicalPath(String(path.dropLast(4))))
         }
         guard !files.isEmpty else { throw .noInputs(reason: "the given directories hold no regular files") }
         return files

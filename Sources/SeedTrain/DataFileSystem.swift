@@ -99,14 +99,17 @@ enum DataFileSystem {
         return String(trimmed[trimmed.index(after: slash)...])
     }
 
-    /// Creates a fresh, uniquely named directory `parent/prefixXXXXXX`.
+    /// Creates a fresh, uniquely named directory `parent/prefixXXXXXX` with mode 0755 (`mkdtemp` makes it 0700;
+    /// these directories are renamed into place as datasets and checkpoints, which others may read).
     static func makeTemporaryDirectory(in parent: String, prefix: String) throws(Failure) -> String {
         var template = Array((parent + "/" + prefix + "XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
             throw Failure(reason: "cannot create a temporary directory in \(parent): \(lastError())")
         }
-        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        chmod(path, 0o755)
+        return path
     }
 
     /// Creates `path` and its missing parents.

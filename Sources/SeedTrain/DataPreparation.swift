@@ -94,6 +94,12 @@ public enum DatasetPreparer {
         progress(
             "read \(files.count) input file\(files.count == 1 ? "" : "s"): \(hashes.count) documents "
                 + "(\(hashes.count - validationDocuments) train, \(validationDocuments) validation)")
+        if options.validationFraction > 0 && validationDocuments == 0 {
+            progress(
+                "note: the validation split is empty: the split is by document and there is only one "
+                    + "(a plain-text file is one document; use several files, fortunes or JSONL to get a validation split)"
+            )
+        }
 
         let recipe = DataManifest(
             format: DataManifest.formatName, version: DataManifest.currentVersion, tokenizer: tokenizer.identity,

@@ -147,7 +147,11 @@ public struct LossPlot: Sendable {
         for (step, loss) in validation {
             svg += "<circle cx=\"\(f(px(step)))\" cy=\"\(f(py(loss)))\" r=\"4\" fill=\"#d62728\"/>\n"
         }
-        // Legend.
+        // Legend, on a white box so a curve passing under it stays readable.
+        let entries = (train.isEmpty ? 0 : 1) + (validation.isEmpty ? 0 : 1)
+        svg +=
+            "<rect x=\"\(f(right - 158))\" y=\"\(f(top - 4))\" width=\"150\" height=\"\(f(Double(entries) * 18 + 6))\" "
+            + "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#cccccc\"/>\n"
         var legendY = top + 8
         if !train.isEmpty {
             svg +=

@@ -78,6 +78,9 @@ import Testing
         // Directory expansion skips the .dat indexes and the .u8 symlinks.
         #expect(!files.contains { $0.hasSuffix(".dat") || $0.hasSuffix(".u8") })
         #expect(files.contains(fortunes + "/fortunes"))
+        // Named one by one, as a shell glob does, the index and the symlinked alias are still skipped.
+        let globbed = try DocumentFile.expandInputs([fortunes + "/art", fortunes + "/art.dat", fortunes + "/art.u8"])
+        #expect(globbed == [fortunes + "/art"])
         let file = try DocumentFile(path: fortunes + "/fortunes", format: .auto, jsonlField: "text")
         #expect(file.format == .fortunes)
         // Every fortune is one document: the file ends with "%", so there are as many documents as separators.
