@@ -7,7 +7,7 @@ import Testing
 @testable import SeedTrain
 
 /// Collects log messages so tests can check the warnings.
-final class RecordingLogHandler: LogHandler, @unchecked Sendable {
+final class CheckpointLogRecorder: LogHandler, @unchecked Sendable {
     let messages = Mutex<[String]>([])
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace
@@ -22,7 +22,7 @@ final class RecordingLogHandler: LogHandler, @unchecked Sendable {
     }
 }
 
-func sampleConfiguration() -> TrainingConfiguration {
+func sampleTrainingConfiguration() -> TrainingConfiguration {
     TrainingConfiguration(
         model: .init(
             vocabSize: 257, hiddenSize: 16, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 2, contextLength: 64),
@@ -30,7 +30,9 @@ func sampleConfiguration() -> TrainingConfiguration {
         optimizer: .init(lr: 1e-3, minLr: 1e-4, warmupSteps: 2), output: .init(dir: "run"))
 }
 
-private func sampleTensors(_ step: Int) -> (model: [String: CheckpointTensor], optimizer: [String: CheckpointTensor]) {
+private func sampleCheckpointTensors(_ step: Int) -> (
+    model: [String: CheckpointTensor], optimizer: [String: CheckpointTensor]
+) {
     let embed = CheckpointTensor(shape: [3, 4], values: (0..<12).map { Float($0) * 0.5 + Float(step) })
     let norm = CheckpointTensor(shape: [4], values: [1, -2, .pi, -.infinity])
     let scalar = CheckpointTensor(shape: [], values: [Float(step)])
@@ -43,24 +45,24 @@ private func sampleTensors(_ step: Int) -> (model: [String: CheckpointTensor], o
     )
 }
 
-private func sampleState(_ step: Int) -> TrainingState {
+private func sampleTrainingState(_ step: Int) -> TrainingState {
     TrainingState(
         step: step, dataPosition: .init(epoch: 1, index: step), rngState: [UInt64.max, 0x9E37_79B9_7F4A_7C15, 1],
-        tokensSeen: step * 64, configuration: sampleConfiguration())
+        tokensSeen: step * 64, configuration: sampleTrainingConfiguration())
 }
 
 @Suite struct CheckpointTests {
-    func store(_ directory: String, keepLast: Int = 3) -> (CheckpointStore, RecordingLogHandler) {
-        let handler = RecordingLogHandler()
+    func store(_ directory: String, keepLast: Int = 3) -> (CheckpointStore, CheckpointLogRecorder) {
+        let handler = CheckpointLogRecorder()
         let logger = Logger(label: "test") { _ in handler }
         return (CheckpointStore(directory: directory, keepLast: keepLast, logger: logger), handler)
     }
 
     @Test func saveAndLoadRoundTrip() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, _) = store(directory)
-        let (model, optimizer) = sampleTensors(7)
-        let path = try store.save(step: 7, model: model, optimizer: optimizer, state: sampleState(7))
+        let (model, optimizer) = sampleCheckpointTensors(7)
+        let path = try store.save(step: 7, model: model, optimizer: optimizer, state: sampleTrainingState(7))
         #expect(path == directory + "/checkpoints/step-00000007")
         #expect(
             Set(try FileManager.default.contentsOfDirectory(atPath: path))
@@ -68,7 +70,7 @@ private func sampleState(_ step: Int) -> TrainingState {
         let loaded = try store.load(step: 7, as: TrainingState.self)
         #expect(loaded.model == model)
         #expect(loaded.optimizer == optimizer)
-        #expect(loaded.state == sampleState(7))
+        #expect(loaded.state == sampleTrainingState(7))
         #expect(loaded.state.rngState[0] == UInt64.max)
         // state.json records each tensor file's size and sha256, and the files are plain safetensors.
         let record = try JSONDecoder().decode(
@@ -88,11 +90,11 @@ private func sampleState(_ step: Int) -> TrainingState {
     }
 
     @Test func keepsOnlyTheLastK() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, _) = store(directory, keepLast: 2)
         for step in [10, 20, 30, 40] {
-            let (model, optimizer) = sampleTensors(step)
-            try store.save(step: step, model: model, optimizer: optimizer, state: sampleState(step))
+            let (model, optimizer) = sampleCheckpointTensors(step)
+            try store.save(step: step, model: model, optimizer: optimizer, state: sampleTrainingState(step))
         }
         #expect(store.steps() == [30, 40])
         #expect(
@@ -100,17 +102,17 @@ private func sampleState(_ step: Int) -> TrainingState {
                 == ["step-00000030", "step-00000040"])
         // keep_last = 1 keeps just the newest.
         let (single, _) = self.store(directory, keepLast: 1)
-        let (model, optimizer) = sampleTensors(50)
-        try single.save(step: 50, model: model, optimizer: optimizer, state: sampleState(50))
+        let (model, optimizer) = sampleCheckpointTensors(50)
+        try single.save(step: 50, model: model, optimizer: optimizer, state: sampleTrainingState(50))
         #expect(single.steps() == [50])
     }
 
     @Test func damagedNewestCheckpointsAreSkippedWithAWarning() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, log) = store(directory, keepLast: 5)
         for step in [1, 2, 3, 4] {
-            let (model, optimizer) = sampleTensors(step)
-            try store.save(step: step, model: model, optimizer: optimizer, state: sampleState(step))
+            let (model, optimizer) = sampleCheckpointTensors(step)
+            try store.save(step: step, model: model, optimizer: optimizer, state: sampleTrainingState(step))
         }
         // 4: one flipped bit in the model file; 3: truncated state.json; 2: optimizer file gone.
         let modelPath = store.path(step: 4) + "/model.safetensors"
@@ -124,8 +126,8 @@ private func sampleState(_ step: Int) -> TrainingState {
 
         let latest = try #require(store.latestValid(as: TrainingState.self))
         #expect(latest.step == 1)
-        #expect(latest.state == sampleState(1))
-        #expect(latest.model == sampleTensors(1).model)
+        #expect(latest.state == sampleTrainingState(1))
+        #expect(latest.model == sampleCheckpointTensors(1).model)
         let warnings = log.messages.withLock { $0 }
         #expect(warnings.count == 3)
         #expect(
@@ -142,48 +144,48 @@ private func sampleState(_ step: Int) -> TrainingState {
     }
 
     @Test func savingAgainReplacesADamagedCheckpoint() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, _) = store(directory)
-        let (model, optimizer) = sampleTensors(5)
-        try store.save(step: 5, model: model, optimizer: optimizer, state: sampleState(5))
+        let (model, optimizer) = sampleCheckpointTensors(5)
+        try store.save(step: 5, model: model, optimizer: optimizer, state: sampleTrainingState(5))
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: store.path(step: 5) + "/model.safetensors"))
         #expect(store.latestValid(as: TrainingState.self) == nil)
-        try store.save(step: 5, model: model, optimizer: optimizer, state: sampleState(5))
+        try store.save(step: 5, model: model, optimizer: optimizer, state: sampleTrainingState(5))
         #expect(store.latestValid(as: TrainingState.self)?.model == model)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/checkpoints") == ["step-00000005"])
     }
 
     @Test func leftoversOfAnInterruptedSaveAreIgnoredAndCleaned() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, log) = store(directory)
         // A crash mid-save leaves a temporary directory; it is not a checkpoint.
         let stale = directory + "/checkpoints/.tmp-step-00000009-abc123"
         try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
-        try writeFile(stale, "model.safetensors", "partial")
+        try writeDataTestFile(stale, "model.safetensors", "partial")
         #expect(store.steps().isEmpty)
         #expect(store.latestValid(as: TrainingState.self) == nil)
         #expect(log.messages.withLock { $0 }.isEmpty)
-        let (model, optimizer) = sampleTensors(1)
-        try store.save(step: 1, model: model, optimizer: optimizer, state: sampleState(1))
+        let (model, optimizer) = sampleCheckpointTensors(1)
+        try store.save(step: 1, model: model, optimizer: optimizer, state: sampleTrainingState(1))
         #expect(!FileManager.default.fileExists(atPath: stale))
     }
 
     @Test func badSaveRequests() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let (store, _) = store(directory)
         let bad = ["w": CheckpointTensor(shape: [2, 3], values: [1, 2, 3])]
         #expect(throws: CheckpointError.invalidInput(reason: "model tensor 'w' has shape [2, 3] but 3 values")) {
-            try store.save(step: 1, model: bad, optimizer: [:], state: sampleState(1))
+            try store.save(step: 1, model: bad, optimizer: [:], state: sampleTrainingState(1))
         }
         #expect(throws: CheckpointError.invalidInput(reason: "step -1 is negative")) {
-            try store.save(step: -1, model: [:], optimizer: [:], state: sampleState(1))
+            try store.save(step: -1, model: [:], optimizer: [:], state: sampleTrainingState(1))
         }
         #expect(!FileManager.default.fileExists(atPath: directory + "/checkpoints/step-00000001"))
         // An unwritable location fails cleanly.
-        let file = try writeFile(directory, "file", "x")
+        let file = try writeDataTestFile(directory, "file", "x")
         let (blocked, _) = self.store(file)
         #expect(throws: CheckpointError.self) {
-            try blocked.save(step: 1, model: [:], optimizer: [:], state: sampleState(1))
+            try blocked.save(step: 1, model: [:], optimizer: [:], state: sampleTrainingState(1))
         }
     }
 

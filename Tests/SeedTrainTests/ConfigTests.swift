@@ -137,12 +137,12 @@ private let minimalTOML = """
     }
 
     @Test func filesAreReadByExtension() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         for (name, text) in [("c.toml", fullTOML), ("c.json", fullJSON), ("c.yaml", fullYAML), ("c.yml", fullYAML)] {
-            let path = try writeFile(directory, name, text)
+            let path = try writeDataTestFile(directory, name, text)
             #expect(try TrainingConfiguration.load(path: path) == expected, "\(name)")
         }
-        let other = try writeFile(directory, "c.ini", fullTOML)
+        let other = try writeDataTestFile(directory, "c.ini", fullTOML)
         #expect(throws: TrainingConfigurationError.unsupportedFormat(path: other)) {
             try TrainingConfiguration.load(path: other)
         }

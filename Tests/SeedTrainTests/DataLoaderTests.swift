@@ -5,7 +5,7 @@ import Testing
 
 /// A dataset whose byte tokens make every window identifiable: 60 documents of 20 distinct-ish bytes each.
 private func loaderDataset(shardTokens: Int = 173) throws -> (output: String, manifest: DataManifest) {
-    let directory = try makeTemporaryDirectory()
+    let directory = try makeDataTestDirectory()
     let documents = (0..<60).map { (index: Int) -> String in
         let bytes: [UInt8] = (0..<20).map { (offset: Int) -> UInt8 in UInt8(33 + (index * 7 + offset) % 90) }
         return String(decoding: bytes, as: UTF8.self)
@@ -226,7 +226,7 @@ private func loaderDataset(shardTokens: Int = 173) throws -> (output: String, ma
             (original.replacingOccurrences(of: "\"seed-token-shards\"", with: "\"other\""), "format is 'other'"),
         ]
         for (contents, message) in cases {
-            try writeFile(output, "manifest.json", contents)
+            try writeDataTestFile(output, "manifest.json", contents)
             do {
                 _ = try TokenShardSet(directory: output, split: .train)
                 Issue.record("accepted a bad manifest (\(message))")

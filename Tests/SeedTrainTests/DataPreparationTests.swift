@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct DataPreparationTests {
     @Test func jsonlRoundTripsThroughShardsWithEndOfTextAfterEachDocument() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let documents = ["hello", "wörld ✓", "third document"]
         let (output, manifest) = try prepareJSONL(documents, in: directory, shardTokens: 7)
         let expected = documents.flatMap { (text: String) -> [Int32] in text.utf8.map { Int32($0) } + [256] }
@@ -30,8 +30,8 @@ import Testing
     }
 
     @Test func largeVocabulariesUseUInt32Shards() throws {
-        let directory = try makeTemporaryDirectory()
-        let input = try writeFile(directory, "a.txt", "ab")
+        let directory = try makeDataTestDirectory()
+        let input = try writeDataTestFile(directory, "a.txt", "ab")
         var options = DatasetPreparationOptions(inputs: [input], output: directory + "/out")
         options.validationFraction = 0
         let tokenizer = byteTokenizer(offset: 70000)
@@ -46,13 +46,13 @@ import Testing
 
     @Test func fortuneFilesSplitOnPercentLines() throws {
         let text = "First fortune.\n%\nSecond\n  fortune.\n%\n%\n   \n%\nLast one, no final separator\n"
-        let directory = try makeTemporaryDirectory()
-        let path = try writeFile(directory, "fortunes", text)
+        let directory = try makeDataTestDirectory()
+        let path = try writeDataTestFile(directory, "fortunes", text)
         let file = try DocumentFile(path: path, format: .auto, jsonlField: "text")
         #expect(file.format == .fortunes)
         #expect(file.documents == ["First fortune.\n", "Second\n  fortune.\n", "Last one, no final separator\n"])
         // CRLF separators work too; a "%" inside a line does not split.
-        let crlf = try writeFile(directory, "crlf", "a 100% sure\r\n%\r\nb\r\n")
+        let crlf = try writeDataTestFile(directory, "crlf", "a 100% sure\r\n%\r\nb\r\n")
         #expect(
             try DocumentFile(path: crlf, format: .auto, jsonlField: "text").documents == ["a 100% sure\r\n", "b\r\n"])
         // --format text keeps the file whole.
@@ -60,8 +60,9 @@ import Testing
     }
 
     @Test func plainTextIsOneDocumentAndByteOrderMarkIsDropped() throws {
-        let directory = try makeTemporaryDirectory()
-        let path = try writeFile(directory, "book.txt", bytes: [0xEF, 0xBB, 0xBF] + Array("Chapter 1\n\nText.\n".utf8))
+        let directory = try makeDataTestDirectory()
+        let path = try writeDataTestFile(
+            directory, "book.txt", bytes: [0xEF, 0xBB, 0xBF] + Array("Chapter 1\n\nText.\n".utf8))
         let file = try DocumentFile(path: path, format: .auto, jsonlField: "text")
         #expect(file.format == .text)
         #expect(file.documents == ["Chapter 1\n\nText.\n"])
@@ -93,7 +94,7 @@ import Testing
     }
 
     @Test func preparingTwiceIsByteIdenticalAndANoOp() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let documents = (0..<200).map { "document number \($0) " + String(repeating: "x", count: $0 % 17) }
         let (output, manifest) = try prepareJSONL(documents, in: directory, validationFraction: 0.1, shardTokens: 500)
         let before = try snapshot(output)
@@ -120,7 +121,7 @@ import Testing
     }
 
     @Test func validationSplitIsBySeededDocumentHash() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let documents = (0..<1000).map { "doc \($0)" }
         let (output, manifest) = try prepareJSONL(documents, in: directory, validationFraction: 0.2)
         // The split follows the documented rule exactly.
@@ -180,15 +181,15 @@ import Testing
     }
 
     @Test func missingAndEmptyInputs() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         #expect(throws: DataError.missingInput(path: directory + "/nope.txt")) {
             try prepare([directory + "/nope.txt"], output: directory + "/out")
         }
-        let empty = try writeFile(directory, "empty.txt", "")
+        let empty = try writeDataTestFile(directory, "empty.txt", "")
         #expect(throws: DataError.emptyInput(path: empty)) { try prepare([empty], output: directory + "/out") }
-        let blank = try writeFile(directory, "blank.jsonl", "\n  \n{\"text\": \"\"}\n")
+        let blank = try writeDataTestFile(directory, "blank.jsonl", "\n  \n{\"text\": \"\"}\n")
         #expect(throws: DataError.emptyInput(path: blank)) { try prepare([blank], output: directory + "/out") }
-        let onlySeparators = try writeFile(directory, "seps", "%\n%\n")
+        let onlySeparators = try writeDataTestFile(directory, "seps", "%\n%\n")
         #expect(throws: DataError.emptyInput(path: onlySeparators)) {
             try prepare([onlySeparators], output: directory + "/out")
         }
@@ -207,7 +208,7 @@ import Testing
     @Test func unreadableInput() throws {
         guard getuid() != 0 else {
             // root reads any file regardless of mode; a FIFO stands in for an unreadable input.
-            let directory = try makeTemporaryDirectory()
+            let directory = try makeDataTestDirectory()
             let fifo = directory + "/pipe"
             #expect(mkfifo(fifo, 0o600) == 0)
             #expect(throws: DataError.unreadableInput(path: fifo, reason: "not a regular file or directory")) {
@@ -215,15 +216,16 @@ import Testing
             }
             return
         }
-        let directory = try makeTemporaryDirectory()
-        let path = try writeFile(directory, "secret.txt", "text")
+        let directory = try makeDataTestDirectory()
+        let path = try writeDataTestFile(directory, "secret.txt", "text")
         chmod(path, 0)
         #expect(throws: DataError.self) { try prepare([path], output: directory + "/out") }
     }
 
     @Test func invalidUTF8IsLocated() throws {
-        let directory = try makeTemporaryDirectory()
-        let path = try writeFile(directory, "latin1.txt", bytes: Array("line one\nline two caf".utf8) + [0xE9, 0x0A])
+        let directory = try makeDataTestDirectory()
+        let path = try writeDataTestFile(
+            directory, "latin1.txt", bytes: Array("line one\nline two caf".utf8) + [0xE9, 0x0A])
         #expect(throws: DataError.invalidUTF8(path: path, line: 2, column: 13)) {
             try prepare([path], output: directory + "/out")
         }
@@ -232,7 +234,7 @@ import Testing
     }
 
     @Test func badJSONLinesNameFileAndLine() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         let cases: [(String, String)] = [
             ("{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n", "not valid JSON"),
             ("{\"text\": \"ok\"}\n[1, 2]\n", "expected a JSON object"),
@@ -244,20 +246,20 @@ import Testing
             ("{\"text\": \"ok\"}\n{\"text\": 42}\n", "field 'text' is not a string"),
         ]
         for (index, (contents, reason)) in cases.enumerated() {
-            let path = try writeFile(directory, "bad\(index).jsonl", contents)
+            let path = try writeDataTestFile(directory, "bad\(index).jsonl", contents)
             #expect(throws: DataError.badJSONLine(path: path, line: 2, reason: reason)) {
                 try prepare([path], output: directory + "/out")
             }
         }
         // --jsonl-field picks another field.
-        let path = try writeFile(directory, "body.jsonl", "{\"body\": \"x\"}\n")
+        let path = try writeDataTestFile(directory, "body.jsonl", "{\"body\": \"x\"}\n")
         try prepare([path], output: directory + "/body") { $0.jsonlField = "body" }
     }
 
     @Test func outputHoldingSomethingElseIsRefused() throws {
-        let directory = try makeTemporaryDirectory()
-        let input = try writeFile(directory, "a.txt", "some text")
-        let other = try writeFile(directory, "b.txt", "other text")
+        let directory = try makeDataTestDirectory()
+        let input = try writeDataTestFile(directory, "a.txt", "some text")
+        let other = try writeDataTestFile(directory, "b.txt", "other text")
         try prepare([input], output: directory + "/out")
         #expect(
             throws: DataError.outputConflict(
@@ -268,7 +270,7 @@ import Testing
         // A non-empty directory without a manifest, and a file, are refused too.
         let stuff = directory + "/stuff"
         try FileManager.default.createDirectory(atPath: stuff, withIntermediateDirectories: true)
-        try writeFile(stuff, "notes.txt", "mine")
+        try writeDataTestFile(stuff, "notes.txt", "mine")
         #expect(
             throws: DataError.outputConflict(
                 path: stuff, reason: "is not empty and holds no dataset manifest; choose an empty or new directory")
@@ -286,8 +288,8 @@ import Testing
     }
 
     @Test func optionsAreChecked() throws {
-        let directory = try makeTemporaryDirectory()
-        let input = try writeFile(directory, "a.txt", "text")
+        let directory = try makeDataTestDirectory()
+        let input = try writeDataTestFile(directory, "a.txt", "text")
         #expect(
             throws: DataError.invalidOption(
                 option: "--validation-fraction", reason: "must be at least 0 and below 1, got 1.0")
@@ -301,12 +303,12 @@ import Testing
     }
 
     @Test func tokenizerLoadingErrors() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeDataTestDirectory()
         #expect(throws: DataError.self) { try DatasetTokenizer.load(path: directory + "/missing.gguf") }
         #expect(throws: DataError.tokenizer(reason: "directory \(directory) holds no tokenizer.json")) {
             try DatasetTokenizer.load(path: directory)
         }
-        let junk = try writeFile(directory, "junk.gguf", "not a gguf file at all")
+        let junk = try writeDataTestFile(directory, "junk.gguf", "not a gguf file at all")
         do {
             _ = try DatasetTokenizer.load(path: junk)
             Issue.record("a junk file loaded as a tokenizer")

@@ -2,7 +2,7 @@ import Foundation
 import SeedTrain
 
 /// A fresh directory under the system temporary directory, unique per call.
-func makeTemporaryDirectory(_ label: String = #function) throws -> String {
+func makeDataTestDirectory(_ label: String = #function) throws -> String {
     let name =
         "seed-train-tests-\(getpid())-" + label.filter { $0.isLetter || $0.isNumber }.prefix(40) + "-"
         + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -13,14 +13,14 @@ func makeTemporaryDirectory(_ label: String = #function) throws -> String {
 
 /// Writes `text` to `directory/name` and returns the path.
 @discardableResult
-func writeFile(_ directory: String, _ name: String, _ text: String) throws -> String {
+func writeDataTestFile(_ directory: String, _ name: String, _ text: String) throws -> String {
     let path = directory + "/" + name
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     return path
 }
 
 @discardableResult
-func writeFile(_ directory: String, _ name: String, bytes: [UInt8]) throws -> String {
+func writeDataTestFile(_ directory: String, _ name: String, bytes: [UInt8]) throws -> String {
     let path = directory + "/" + name
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     return path
@@ -48,7 +48,7 @@ func prepareJSONL(
     let lines = try documents.map { text -> String in
         String(decoding: try JSONSerialization.data(withJSONObject: ["text": text]), as: UTF8.self)
     }
-    let input = try writeFile(directory, "corpus.jsonl", lines.joined(separator: "\n") + "\n")
+    let input = try writeDataTestFile(directory, "corpus.jsonl", lines.joined(separator: "\n") + "\n")
     var options = DatasetPreparationOptions(inputs: [input], output: directory + "/dataset")
     options.validationFraction = validationFraction
     options.shardTokens = shardTokens

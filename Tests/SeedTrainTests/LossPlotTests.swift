@@ -49,8 +49,8 @@ import Testing
     }
 
     @Test func readsJSONLLogsAndWritesAFile() throws {
-        let directory = try makeTemporaryDirectory()
-        let log = try writeFile(
+        let directory = try makeDataTestDirectory()
+        let log = try writeDataTestFile(
             directory, "metrics.jsonl",
             """
             {"step": 1, "train_loss": 9.5, "lr": 0.001}
@@ -69,8 +69,9 @@ import Testing
     }
 
     @Test func badLogsAndEmptyPlots() throws {
-        let directory = try makeTemporaryDirectory()
-        let log = try writeFile(directory, "bad.jsonl", "{\"step\": 1, \"train_loss\": 2}\n{\"train_loss\": 1}\n")
+        let directory = try makeDataTestDirectory()
+        let log = try writeDataTestFile(
+            directory, "bad.jsonl", "{\"step\": 1, \"train_loss\": 2}\n{\"train_loss\": 1}\n")
         #expect(throws: LossPlotError.badRecord(path: log, line: 2, reason: "missing key 'step'")) {
             try TrainingLogRecord.readJSONL(path: log)
         }
