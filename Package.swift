@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -41,10 +44,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "SeedTrain",
+            dependencies: [
+                "SeedModels", "SeedFormats", "SeedTokenizers", "SeedTensor",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: numericSettings
+        ),
         .executableTarget(
             name: "seed",
             dependencies: [
-                "SeedEngine", "SeedServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SeedEngine", "SeedServer", "SeedTrain", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "SeedTestSupport", path: "Tests/Support"),
@@ -60,6 +74,7 @@ let package = Package(
                 "SeedServer", "SeedTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )

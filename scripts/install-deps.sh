@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages Seed builds against (Debian): OpenBLAS and pkg-config.
+# Installs the system packages Seed builds against (Debian): OpenBLAS and pkg-config; plus `fortunes`, the small
+# text corpus the data-preparation tests and the training demo use (/usr/share/games/fortunes).
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev pkg-config; do
+for pkg in libopenblas-dev pkg-config fortunes; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

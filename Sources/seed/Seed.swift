@@ -11,6 +11,6 @@ struct Seed: AsyncParsableCommand {
             """,
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
-            PerplexityCommand.self, BenchCommand.self, ServeCommand.self,
+            PerplexityCommand.self, BenchCommand.self, ServeCommand.self, DataCommand.self,
         ])
 }
