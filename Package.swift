@@ -29,6 +29,9 @@ let package = Package(
             name: "SeedEngine",
             dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "SeedTrain", dependencies: ["SeedModels", "SeedKernels", "SeedTensor", "SeedFormats", "CBLAS"],
+            swiftSettings: numericSettings),
         .executableTarget(
             name: "seed",
             dependencies: ["SeedEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -40,6 +43,7 @@ let package = Package(
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
+        .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )
