@@ -15,9 +15,11 @@ extension Tape {
     ///   - targets: one class id per token in `0..<vocabulary`, or negative to ignore that token.
     ///   - normalizer: the divisor of the summed losses; default the number of non-ignored targets. Pass the total
     ///     over all micro-batches of an accumulated step so the summed gradients are the mean over all of them.
+    ///   - chunkRows: tokens per chunk (default about 2²³ / vocabulary, at least 1).
     /// - Returns: `[1, 1]`, the loss.
     public func linearCrossEntropy(
-        _ hidden: Variable, weight: Variable, targets: UnsafeBufferPointer<Int32>, normalizer: Double? = nil
+        _ hidden: Variable, weight: Variable, targets: UnsafeBufferPointer<Int32>, normalizer: Double? = nil,
+        chunkRows: Int? = nil
     ) -> Variable {
         let (tokens, width) = shape(of: hidden)
         let (vocabulary, weightWidth) = shape(of: weight)
@@ -31,7 +33,7 @@ extension Tape {
         let validCount = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
         let divisor = normalizer ?? Double(validCount)
         let inverseCount = divisor > 0 ? Scalar(1 / divisor) : 0
-        let chunkRows = max(1, min(tokens, Self.crossEntropyChunkElements / max(vocabulary, 1)))
+        let chunkRows = max(1, min(tokens, chunkRows ?? Self.crossEntropyChunkElements / max(vocabulary, 1)))
         let logits = allocate(chunkRows * vocabulary)
         let hiddenGradient = recording ? allocate(tokens * width) : logits
         let weightGradient = recording ? allocate(vocabulary * width) : logits
