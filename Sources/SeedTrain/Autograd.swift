@@ -120,6 +120,8 @@ public final class Tape<Scalar: TrainScalar> {
     ///   - root: usually the scalar loss.
     ///   - seed: `d L / d root` (`rows * columns` values); `nil` means 1 and requires a scalar root. A seed makes the
     ///     effective loss `L = Σ seed ⊙ root`, which is how gradient checks probe non-scalar ops.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func backward(from root: Variable, seed: [Scalar]? = nil) {
         precondition(!backwardDone, "backward may run once per recorded pass; call reset() and record again")
         backwardDone = true

@@ -5,6 +5,8 @@ import SeedTensor
 private let normChunk = 1 << 16
 
 /// The global L2 norm of all gradients, `sqrt(Σ g²)` over every parameter, accumulated in `Double`.
+@_specialize(exported:true,where Scalar == Float)
+@_specialize(exported:true,where Scalar == Double)
 public func gradientNorm<Scalar: TrainScalar>(_ parameters: ParameterStore<Scalar>, pool: WorkerPool) -> Double {
     let gradients = parameters.flatGradients
     let count = gradients.count
@@ -40,6 +42,8 @@ public func gradientNorm<Scalar: TrainScalar>(_ parameters: ParameterStore<Scala
 ///
 /// - Returns: the norm before clipping (non-finite if some gradient is; then nothing is scaled).
 @discardableResult
+@_specialize(exported:true,where Scalar == Float)
+@_specialize(exported:true,where Scalar == Double)
 public func clipGradientNorm<Scalar: TrainScalar>(
     _ parameters: ParameterStore<Scalar>, maxNorm: Double, pool: WorkerPool
 )

@@ -31,6 +31,8 @@ extension Tape {
     ///   - gate: `[tokens, intermediate]`.
     ///   - up: `[tokens, intermediate]`.
     /// - Returns: `[tokens, intermediate]`; backward recomputes `σ(gate)`.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func swiGLU(gate: Variable, up: Variable) -> Variable {
         let (rows, width) = shape(of: gate)
         precondition(shape(of: up) == (rows, width), "swiGLU: gate and up shapes differ")
@@ -84,6 +86,8 @@ extension Tape {
     /// GELU, elementwise.
     ///
     /// - Parameter input: any shape; the result has the same shape.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func gelu(_ input: Variable, approximation: GELUApproximation = .tanh) -> Variable {
         let (rows, width) = shape(of: input)
         let output = makeNode(rows: rows, columns: width, requiresGradient: requiresGradient(input))

@@ -38,6 +38,8 @@ extension Tape {
     ///   - key: `[batch * length, kvHeads * headDim]`.
     ///   - value: `[batch * length, kvHeads * headDim]`.
     /// - Returns: `[batch * length, heads * headDim]`.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func causalAttention(query: Variable, key: Variable, value: Variable, layout: AttentionLayout) -> Variable {
         let tokens = layout.batch * layout.length
         let queryWidth = layout.heads * layout.headDim

@@ -17,6 +17,8 @@ extension Tape {
     ///     over all micro-batches of an accumulated step so the summed gradients are the mean over all of them.
     ///   - chunkRows: tokens per chunk (default about 2²³ / vocabulary, at least 1).
     /// - Returns: `[1, 1]`, the loss.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func linearCrossEntropy(
         _ hidden: Variable, weight: Variable, targets: UnsafeBufferPointer<Int32>, normalizer: Double? = nil,
         chunkRows: Int? = nil

@@ -9,6 +9,8 @@ extension Tape {
     ///   - table: `[vocabulary, width]`.
     ///   - tokens: ids in `0..<vocabulary` (checked with a precondition: validate untrusted input before).
     /// - Returns: `[tokens.count, width]`.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func embedding(_ table: Variable, tokens: UnsafeBufferPointer<Int32>) -> Variable {
         let (vocabulary, width) = shape(of: table)
         for token in tokens { precondition(token >= 0 && Int(token) < vocabulary, "token \(token) out of range") }
@@ -53,6 +55,8 @@ extension Tape {
     ///   - weight: `[out, in]`.
     ///   - bias: `[1, out]`, optional.
     /// - Returns: `[tokens, out]`.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func linear(_ input: Variable, weight: Variable, bias: Variable? = nil) -> Variable {
         let (tokens, inWidth) = shape(of: input)
         let (outWidth, weightIn) = shape(of: weight)
@@ -117,6 +121,8 @@ extension Tape {
     }
 
     /// Elementwise sum of two variables of the same shape (the residual connection).
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func add(_ a: Variable, _ b: Variable) -> Variable {
         let (rows, columns) = shape(of: a)
         precondition(shape(of: b) == (rows, columns), "add: shapes differ")

@@ -5,6 +5,8 @@ extension Tape {
     ///   - input: `[tokens, width]`.
     ///   - weight: `[1, width]`.
     /// - Returns: `[tokens, width]`. Saves `1 / rms` per row.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func rmsNorm(_ input: Variable, weight: Variable, epsilon: Scalar) -> Variable {
         let (tokens, width) = shape(of: input)
         precondition(nodes[weight.index].count == width, "rmsNorm: weight has \(nodes[weight.index].count) values")
@@ -83,6 +85,8 @@ extension Tape {
     ///   - weight: `[1, width]`.
     ///   - bias: `[1, width]`.
     /// - Returns: `[tokens, width]`. Saves the mean and `1 / std` per row.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func layerNorm(_ input: Variable, weight: Variable, bias: Variable, epsilon: Scalar) -> Variable {
         let (tokens, width) = shape(of: input)
         precondition(nodes[weight.index].count == width && nodes[bias.index].count == width, "layerNorm: sizes")

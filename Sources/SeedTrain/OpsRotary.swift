@@ -92,6 +92,8 @@ extension Tape {
     ///   - input: `[tokens, heads * table.headDim]`.
     ///   - positions: one position per token, each in `0..<table.maximumPositions`.
     /// - Returns: `[tokens, heads * table.headDim]`, each head rotated by its token's angles.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func rotary(
         _ input: Variable, table: RotaryEmbedding<Scalar>, positions: UnsafeBufferPointer<Int32>, heads: Int
     ) -> Variable {

@@ -103,8 +103,8 @@ public final class AdamW<Scalar: TrainScalar> {
             .bindMemory(to: Scalar.self, capacity: count)
         secondMoment = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Scalar>.stride, alignment: 64)
             .bindMemory(to: Scalar.self, capacity: count)
-        firstMoment.initialize(repeating: 0, count: count)
-        secondMoment.initialize(repeating: 0, count: count)
+        memset(firstMoment, 0, count * MemoryLayout<Scalar>.stride)
+        memset(secondMoment, 0, count * MemoryLayout<Scalar>.stride)
     }
 
     deinit {
@@ -113,6 +113,8 @@ public final class AdamW<Scalar: TrainScalar> {
     }
 
     /// Applies one update with learning rate `learningRate` to every parameter from its accumulated gradient.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func step(learningRate: Double) {
         stepCount += 1
         let c = configuration

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// One trainable tensor: a name, a shape, and views of its values and gradient inside a ``ParameterStore``.
 ///
 /// Values and gradients are row-major; a Linear weight is `[out, in]` (Hugging Face layout, `y = x Wᵀ`).
@@ -54,8 +60,9 @@ final class FlatStorage<Scalar: TrainScalar>: @unchecked Sendable {
             to: Scalar.self, capacity: max(1, count))
         gradients = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(
             to: Scalar.self, capacity: max(1, count))
-        values.initialize(repeating: 0, count: max(1, count))
-        gradients.initialize(repeating: 0, count: max(1, count))
+        // All-zero bytes are 0.0 in IEEE formats; a byte fill avoids a per-element generic copy.
+        memset(values, 0, bytes)
+        memset(gradients, 0, bytes)
     }
 
     deinit {
@@ -107,7 +114,7 @@ public final class ParameterStore<Scalar: TrainScalar>: @unchecked Sendable {
 
     /// Sets every gradient to zero (start of an optimiser step, before accumulating micro-batches).
     public func zeroGradients() {
-        storage.gradients.update(repeating: 0, count: flatCount)
+        memset(storage.gradients, 0, flatCount * MemoryLayout<Scalar>.stride)
     }
 
     /// The flat value buffer (`flatCount` elements, padding included and always zero).

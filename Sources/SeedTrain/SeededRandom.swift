@@ -72,6 +72,8 @@ public struct NormalSampler: Sendable {
     }
 
     /// Fills `count` elements at `destination` with N(`mean`, `standardDeviation`²) samples.
+    @_specialize(exported:true,where S == Float)
+    @_specialize(exported:true,where S == Double)
     public mutating func fill<S: TrainScalar>(
         _ destination: UnsafeMutablePointer<S>, count: Int, mean: Double = 0, standardDeviation: Double
     ) {

@@ -122,6 +122,8 @@ public final class TrainableLlama<Scalar: TrainScalar> {
 
     /// Re-initialises every parameter: norm weights (names ending in `norm.weight`) to 1, all others
     /// N(0, `standardDeviation`²) from `NormalSampler(seed: derivedSeed(seed, name: parameter.name))`.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func initialize(seed: UInt64, standardDeviation: Double = 0.02) {
         for parameter in parameters.parameters {
             if parameter.name.hasSuffix("norm.weight") {
@@ -148,6 +150,8 @@ public final class TrainableLlama<Scalar: TrainScalar> {
     /// - Returns: this batch's summed loss divided by `normalizer`.
     /// - Throws: ``TrainingError/invalidBatch(_:)`` or ``TrainingError/tokenOutOfRange(token:vocabularySize:)``.
     @discardableResult
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func lossAndGradients(tokens: [Int32], batchSize: Int, normalizer: Double? = nil) throws(TrainingError)
         -> Double
     {
@@ -159,6 +163,8 @@ public final class TrainableLlama<Scalar: TrainScalar> {
 
     /// Mean next-token cross-entropy of `[batchSize, length + 1]` tokens (as ``lossAndGradients(tokens:batchSize:normalizer:)``)
     /// without recording or touching gradients.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func loss(tokens: [Int32], batchSize: Int) throws(TrainingError) -> Double {
         try splitShifted(tokens: tokens, batchSize: batchSize)
         return try run(
@@ -172,6 +178,8 @@ public final class TrainableLlama<Scalar: TrainScalar> {
     ///   - targets: `[batchSize, length]`: the class each position predicts, or negative to ignore it.
     ///   - normalizer: divisor of the summed losses (default: the number of non-negative targets).
     ///   - computeGradients: record and back-propagate, accumulating into ``parameters``.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func loss(
         inputs: [Int32], targets: [Int32], batchSize: Int, normalizer: Double? = nil, computeGradients: Bool
     ) throws(TrainingError) -> Double {
@@ -187,6 +195,8 @@ public final class TrainableLlama<Scalar: TrainScalar> {
     ///
     /// - Parameter inputs: `[batchSize, length]` token ids.
     /// - Returns: `[batchSize * length, vocabulary]`, row-major.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public func logits(inputs: [Int32], batchSize: Int) throws(TrainingError) -> [Scalar] {
         let length = try validate(inputs: inputs, targets: nil, batchSize: batchSize)
         tape.reset()
