@@ -74,7 +74,7 @@ public final class Tape<Scalar: TrainScalar> {
         nodes.append(
             Node(
                 value: parameter.value, gradient: parameter.gradient, rows: rows,
-                columns: parameter.count / max(rows, 1), requiresGradient: isRecording, ownsGradient: false))
+                columns: parameter.count / max(rows, 1), requiresGradient: isRecording))
         return Variable(index: nodes.count - 1)
     }
 
@@ -149,8 +149,6 @@ public final class Tape<Scalar: TrainScalar> {
         var rows: Int
         var columns: Int
         var requiresGradient: Bool
-        /// True for activations (gradient from the arena, first writer overwrites); false for parameters.
-        var ownsGradient: Bool
         var count: Int { rows * columns }
     }
 
@@ -165,7 +163,7 @@ public final class Tape<Scalar: TrainScalar> {
         nodes.append(
             Node(
                 value: value, gradient: nil, rows: rows, columns: columns,
-                requiresGradient: requiresGradient && isRecording, ownsGradient: true))
+                requiresGradient: requiresGradient && isRecording))
         return Variable(index: nodes.count - 1)
     }
 

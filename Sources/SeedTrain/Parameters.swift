@@ -35,11 +35,6 @@ public final class Parameter<Scalar: TrainScalar>: @unchecked Sendable {
         gradient = storage.gradients + offset
     }
 
-    /// Rows of a 2-D parameter (`shape[0]`), or the element count of a 1-D one.
-    public var rows: Int { shape.count == 2 ? shape[0] : count }
-    /// Columns of a 2-D parameter (`shape[1]`), or 1.
-    public var columns: Int { shape.count == 2 ? shape[1] : 1 }
-
     /// The values, copied.
     public var values: [Scalar] { Array(UnsafeBufferPointer(start: value, count: count)) }
     /// The gradient, copied.

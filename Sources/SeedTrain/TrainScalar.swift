@@ -13,7 +13,7 @@ import SeedFormats
 /// different code: BLAS GEMM (`cblas_sgemm` / `cblas_dgemm`), scalar transcendental functions, and two bulk kernels
 /// that `Float` vectorises with its own SIMD exponential (``exponentiateShifted(_:count:subtracting:)`` and
 /// ``sigmoid(_:into:count:)``); `Double` runs them with libm, one element at a time.
-public protocol TrainScalar: BinaryFloatingPoint, SIMDScalar, Sendable, CustomStringConvertible {
+public protocol TrainScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable, CustomStringConvertible {
     /// The safetensors element type of this scalar (`F32` or `F64`).
     static var safetensorsDType: SafetensorsDType { get }
 
