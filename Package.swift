@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "SeedTrain",
             dependencies: [
-                "SeedModels", "SeedFormats", "SeedTokenizers", "SeedTensor",
+                "SeedModels", "SeedKernels", "SeedFormats", "SeedTokenizers", "SeedTensor", "CBLAS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Yams", package: "Yams"),
