@@ -6,3 +6,7 @@ scripts/install-deps.sh
 scripts/fetch-models.sh >/dev/null
 swift build --build-tests
 swift test --skip-build "$@"
+# The official openai SDK against a real `seed serve` (skipped only when a test filter was given).
+if [ $# -eq 0 ]; then
+    scripts/test-openai-sdk.sh .build/debug/seed
+fi
