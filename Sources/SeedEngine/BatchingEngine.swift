@@ -20,6 +20,9 @@ public struct BatchingConfiguration: Sendable, Equatable {
     public var maxWaiting = 128
     /// Share the KV blocks of common prompt prefixes between requests.
     public var prefixCaching = true
+    /// After every step, check that each KV block is held, cached or free exactly as the sequences say, and stop
+    /// with a message if not (a debugging aid; tests turn it on).
+    public var checksBlockAccounting = false
 
     public init() {}
 
@@ -243,6 +246,9 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
             condition.unlock()
 
             step()
+            if configuration.checksBlockAccounting, let problem = blockAccountingError() {
+                preconditionFailure("KV block accounting: \(problem)")
+            }
 
             condition.lock()
             shared.waitingCount = waiting.count + shared.arrivals.count
@@ -250,6 +256,24 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
             shared.statistics.waitingSequences = shared.waitingCount
             condition.unlock()
         }
+    }
+
+    /// Checks that every block is accounted for: held by running sequences (counted once per reference), cached, or
+    /// free. Runs on the scheduler thread; returns a description of the first violation, or nil.
+    func blockAccountingError() -> String? {
+        var references: [Int32: Int] = [:]
+        for sequence in running {
+            for block in sequence.blocks { references[block, default: 0] += 1 }
+        }
+        for sequence in waiting where !sequence.blocks.isEmpty {
+            return "a waiting sequence holds \(sequence.blocks.count) blocks"
+        }
+        for (block, count) in references where blocks.referenceCount(block) != count {
+            return "block \(block) has \(blocks.referenceCount(block)) references but \(count) holders"
+        }
+        let held = references.count
+        if held != blocks.usedBlocks { return "\(blocks.usedBlocks) blocks in use but \(held) held by sequences" }
+        return nil
     }
 
     private func makeStatistics() -> EngineStatistics {
@@ -275,7 +299,8 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
         var budget = runner.maxTokens
         var scheduled: [(sequence: ActiveSequence, count: Int)] = []
         let ordered = running.filter { $0.isDecoding } + running.filter { !$0.isDecoding }
-        for sequence in ordered where budget > 0 {
+        for sequence in ordered where budget > 0 && sequence.isRunning {
+            // (A sequence preempted earlier in this loop is no longer running and must not take blocks.)
             let take = min(sequence.pendingCount, budget)
             guard take > 0 else { continue }
             guard ensureBlocks(for: sequence, positions: sequence.computed + take) else { continue }
@@ -343,6 +368,7 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
                 break
             }
             waiting.removeFirst()
+            precondition(sequence.blocks.isEmpty, "a waiting sequence holds KV blocks")
             sequence.setBlocks(matched)
             sequence.registeredBlocks = matched.count
             sequence.computed = matched.count * blocks.blockSize
@@ -352,6 +378,7 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
             }
             admissionCounter += 1
             sequence.admissionOrder = admissionCounter
+            sequence.isRunning = true
             running.append(sequence)
         }
     }
@@ -382,6 +409,7 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
         sequence.computed = 0
         sequence.registeredBlocks = 0
         running.removeAll { $0 === sequence }
+        sequence.isRunning = false
         waiting.insert(sequence, at: 0)
     }
 
@@ -457,6 +485,7 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
         }
         blocks.release(blocks: sequence.blocks)
         sequence.setBlocks([])
+        sequence.isRunning = false
         running.removeAll { $0 === sequence }
     }
 }
@@ -485,6 +514,8 @@ final class ActiveSequence: @unchecked Sendable {
     var generated = 0
     var cachedPromptTokens = 0
     var wasAdmitted = false
+    /// Whether the sequence is in the running batch (not waiting, preempted or finished).
+    var isRunning = false
     var admissionOrder: UInt64 = 0
     var firstTokenTime: ContinuousClock.Instant?
 

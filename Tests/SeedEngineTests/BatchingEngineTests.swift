@@ -71,7 +71,9 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
     @Test func aloneGreedyEqualsTextGenerator() async throws {
         let (model, tokenizer) = try load()
         let expected = try reference(model, tokenizer, Self.prompts[0], maxTokens: 24)
-        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
+        var checked = BatchingConfiguration()
+        checked.checksBlockAccounting = true
+        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: checked)
         defer { engine.shutdown() }
         let ids = tokenizer.encode(Self.prompts[0], addSpecial: true, parseSpecial: true)
         let got = try await collect(try engine.submit(CompletionRequest(promptTokens: ids, options: greedy(24))))
@@ -87,6 +89,7 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
         let (model, tokenizer) = try load()
         let expected = try Self.prompts.map { try reference(model, tokenizer, $0, maxTokens: 20).text }
         var configuration = BatchingConfiguration()
+        configuration.checksBlockAccounting = true
         configuration.maxSequences = 4  // more requests than slots: some wait and join mid-way
         configuration.maxBatchTokens = 16  // prompts are prefilled in chunks while others decode
         let engine = try BatchingEngine(
@@ -111,7 +114,9 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
 
     @Test func repeatedPromptReusesCachedBlocksAndGivesTheSameText() async throws {
         let (model, tokenizer) = try load()
-        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
+        var checked = BatchingConfiguration()
+        checked.checksBlockAccounting = true
+        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: checked)
         defer { engine.shutdown() }
         let ids = tokenizer.encode(
             String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 6),
@@ -131,6 +136,7 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
         let (model, tokenizer) = try load()
         let expected = try Self.prompts.prefix(4).map { try reference(model, tokenizer, $0, maxTokens: 24).text }
         var configuration = BatchingConfiguration()
+        configuration.checksBlockAccounting = true
         configuration.blockSize = 4
         configuration.kvCacheTokens = 64  // four sequences of ~35 positions cannot all fit
         configuration.prefixCaching = false
@@ -157,6 +163,7 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
     @Test func thirtyTwoClientsWithSomeDisconnectingAllFinishAndEveryBlockComesBack() async throws {
         let (model, tokenizer) = try load()
         var configuration = BatchingConfiguration()
+        configuration.checksBlockAccounting = true
         configuration.maxSequences = 16
         configuration.kvCacheTokens = 2048
         let engine = try BatchingEngine(
@@ -206,7 +213,9 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
 
     @Test func cancellingAStreamFreesItsBlocksAtOnce() async throws {
         let (model, tokenizer) = try load()
-        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
+        var checked = BatchingConfiguration()
+        checked.checksBlockAccounting = true
+        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: checked)
         defer { engine.shutdown() }
         let ids = tokenizer.encode(Self.prompts[3], addSpecial: true, parseSpecial: true)
         var options = greedy(2000)
@@ -228,6 +237,7 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
     @Test func aFullQueueIsOverloadedAndBadRequestsAreRejected() async throws {
         let (model, tokenizer) = try load()
         var configuration = BatchingConfiguration()
+        configuration.checksBlockAccounting = true
         configuration.maxSequences = 1
         configuration.maxWaiting = 1
         configuration.contextLength = 64
@@ -274,7 +284,9 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
     @Test func stopStringsEndTheTextWithoutLeakingAndLogprobsAreConsistent() async throws {
         let (model, tokenizer) = try load()
         let full = try reference(model, tokenizer, Self.prompts[5], maxTokens: 16).text
-        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
+        var checked = BatchingConfiguration()
+        checked.checksBlockAccounting = true
+        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: checked)
         defer { engine.shutdown() }
         let ids = tokenizer.encode(Self.prompts[5], addSpecial: true, parseSpecial: true)
         // Stop at the second comma-separated number of the greedy continuation.
