@@ -20,6 +20,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "SeedTensor", swiftSettings: numericSettings),
         .target(name: "SeedKernels", dependencies: ["SeedTensor", "CBLAS"], swiftSettings: numericSettings),
         .target(name: "SeedFormats", dependencies: ["SeedTensor"], swiftSettings: numericSettings),
@@ -29,6 +30,13 @@ let package = Package(
             name: "SeedEngine",
             dependencies: ["SeedModels", "SeedTokenizers", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numericSettings  // the sampler runs over the vocabulary once per token
+        ),
+        .target(name: "SeedDistributed", dependencies: ["CMPI"], swiftSettings: numericSettings),
+        .executableTarget(
+            name: "seed-mpi-selftest",
+            dependencies: [
+                "SeedDistributed", "CMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "seed",
@@ -41,6 +49,8 @@ let package = Package(
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine", "SeedTestSupport"]),
         .testTarget(name: "SeedModelsTests", dependencies: ["SeedModels", "SeedEngine", "SeedTestSupport"]),
+        .testTarget(
+            name: "SeedDistributedTests", dependencies: ["SeedDistributed", "seed-mpi-selftest", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )

@@ -1,0 +1,488 @@
+import CMPI
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Collectives over Open MPI, for ranks started by `mpirun` or `srun --mpi=pmix`.
+///
+/// Every collective is an MPI non-blocking call (`MPI_Iallreduce`, `MPI_Ireduce_scatter`, `MPI_Iallgatherv`,
+/// `MPI_Ibcast`, `MPI_Ibarrier`) completed by polling `MPI_Test` against a deadline, so a dead or hung peer turns into
+/// `DistributedError.timedOut` instead of a hang. MPI calls are serialised by one process-wide lock, so any thread
+/// may start, test or wait. An optional progress thread tests outstanding requests every `progressInterval`, which
+/// is what moves a started all-reduce forward while the caller computes (Open MPI has no asynchronous progress over
+/// shared memory or TCP otherwise).
+///
+/// MPI is initialised once per process (`MPI_Init_thread`) by the first group and finalised by `shutdown()`; after a
+/// timeout the communicator is unusable (MPI cannot cancel a collective), so the process should report the error
+/// and `abort` (which ends every rank of the job) or exit non-zero.
+public final class MPICollective: Collective, @unchecked Sendable {
+    // @unchecked Sendable: `communicator` is immutable after init and used only through MPI calls made under
+    // `MPIRuntime.callLock`; the mutable state is in a Mutex.
+
+    public let rank: Int
+    public let worldSize: Int
+    public let timeout: Duration
+
+    /// This group's communicator: a duplicate of `MPI_COMM_WORLD` that returns errors instead of aborting.
+    let communicator: MPI_Comm
+    private let status = Mutex<GroupStatus>(GroupStatus())
+    private let progress: MPIProgressThread?
+
+    struct GroupStatus {
+        var failure: String?
+        var isShutDown = false
+    }
+
+    /// All ranks of the job (`MPI_COMM_WORLD`), initialising MPI if needed. Collective: every rank must call it.
+    ///
+    /// - Parameters:
+    ///   - timeout: longest a blocking collective or a request's `wait` may take.
+    ///   - progressInterval: period of the background thread that progresses started requests; nil for none
+    ///     (then started requests progress only inside `test` and `wait`).
+    public static func world(
+        timeout: Duration = ProcessGroup.defaultTimeout, progressInterval: Duration? = .microseconds(200)
+    ) throws(DistributedError) -> MPICollective {
+        guard timeout > .zero else { throw .invalidArgument("collective timeout must be positive, not \(timeout)") }
+        try MPIRuntime.initialize()
+        var duplicate: MPI_Comm? = nil
+        try MPIRuntime.call("MPI_Comm_dup") { MPI_Comm_dup(seed_mpi_comm_world(), &duplicate) }
+        guard let duplicate else { throw .mpi(call: "MPI_Comm_dup", code: -1, message: "no communicator returned") }
+        try MPIRuntime.call("MPI_Comm_set_errhandler") {
+            MPI_Comm_set_errhandler(duplicate, seed_mpi_errors_return())
+        }
+        var rank: Int32 = 0
+        var size: Int32 = 0
+        try MPIRuntime.call("MPI_Comm_rank") { MPI_Comm_rank(duplicate, &rank) }
+        try MPIRuntime.call("MPI_Comm_size") { MPI_Comm_size(duplicate, &size) }
+        return MPICollective(
+            communicator: duplicate, rank: Int(rank), worldSize: Int(size), timeout: timeout,
+            progressInterval: progressInterval)
+    }
+
+    private init(
+        communicator: MPI_Comm, rank: Int, worldSize: Int, timeout: Duration, progressInterval: Duration?
+    ) {
+        self.communicator = communicator
+        self.rank = rank
+        self.worldSize = worldSize
+        self.timeout = timeout
+        self.progress = progressInterval.map { MPIProgressThread(interval: $0) }
+    }
+
+    deinit {
+        progress?.stop()
+    }
+
+    /// The MPI library's version string (`MPI_Get_library_version`).
+    public static var libraryVersion: String {
+        var buffer = [CChar](repeating: 0, count: 8192)
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Why this group failed, if it has.
+    public var failureReason: String? { status.withLock { $0.failure } }
+
+    /// Frees the communicator and finalises MPI (`MPI_Finalize`). Collective: call it on every rank once all
+    /// collectives have completed. Throws, without finalising, when the group has failed (finalising could hang
+    /// waiting for a dead rank): exit non-zero or `abort` instead.
+    public func shutdown() throws(DistributedError) {
+        let (failure, wasShutDown) = status.withLock { state in
+            defer { state.isShutDown = true }
+            return (state.failure, state.isShutDown)
+        }
+        if wasShutDown { return }
+        progress?.stop()
+        if let failure { throw .groupFailed(rank: rank, reason: failure) }
+        var communicator: MPI_Comm? = self.communicator
+        try MPIRuntime.call("MPI_Comm_free") { MPI_Comm_free(&communicator) }
+        try MPIRuntime.finalize()
+    }
+
+    /// Ends every rank of the job (`MPI_Abort`) with `exitCode`: the way out after a timeout.
+    public func abort(exitCode: Int32) -> Never {
+        MPI_Abort(communicator, exitCode)
+        exit(exitCode)
+    }
+
+    // MARK: Collectives
+
+    public func startAllReduce<T: CollectiveElement>(
+        _ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation
+    ) throws(DistributedError) -> any CollectiveRequest {
+        let description = CollectiveOperation(.allReduce(operation), T.collectiveType, count: buffer.count)
+        try CollectiveValidation.checkCount(buffer.count, description)
+        try checkUsable()
+        if buffer.isEmpty { return CompletedRequest(operation: description) }
+        let request = MPIRequest(operation: description, group: self)
+        try request.start("MPI_Iallreduce") { handle in
+            MPI_Iallreduce(
+                seed_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), MPIRuntime.datatype(T.collectiveType),
+                MPIRuntime.reduction(operation), communicator, &handle)
+        }
+        return track(request)
+    }
+
+    public func startReduceScatter<T: CollectiveElement>(
+        _ input: UnsafeBufferPointer<T>, into output: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation
+    ) throws(DistributedError) -> any CollectiveRequest {
+        let description = CollectiveOperation(.reduceScatter(operation), T.collectiveType, count: input.count)
+        try CollectiveValidation.reduceScatter(
+            inputCount: input.count, outputCount: output.count, rank: rank, worldSize: worldSize, description)
+        try checkUsable()
+        if input.isEmpty { return CompletedRequest(operation: description) }
+        let request = MPIRequest(operation: description, group: self)
+        let counts = request.makeVectors(CollectivePartition(totalCount: input.count, worldSize: worldSize))
+        let receive = UnsafeMutableRawPointer(output.baseAddress) ?? MPIRuntime.emptyBuffer
+        try request.start("MPI_Ireduce_scatter") { handle in
+            MPI_Ireduce_scatter(
+                input.baseAddress, receive, counts.counts, MPIRuntime.datatype(T.collectiveType),
+                MPIRuntime.reduction(operation), communicator, &handle)
+        }
+        return track(request)
+    }
+
+    public func startAllGather<T: CollectiveElement>(
+        _ shard: UnsafeBufferPointer<T>?, into output: UnsafeMutableBufferPointer<T>
+    ) throws(DistributedError) -> any CollectiveRequest {
+        let description = CollectiveOperation(.allGather, T.collectiveType, count: output.count)
+        try CollectiveValidation.allGather(
+            shardCount: shard?.count, outputCount: output.count, rank: rank, worldSize: worldSize, description)
+        try checkUsable()
+        if output.isEmpty { return CompletedRequest(operation: description) }
+        let request = MPIRequest(operation: description, group: self)
+        let vectors = request.makeVectors(CollectivePartition(totalCount: output.count, worldSize: worldSize))
+        let datatype = MPIRuntime.datatype(T.collectiveType)
+        let send: UnsafeRawPointer? =
+            shard == nil
+            ? UnsafeRawPointer(seed_mpi_in_place())
+            : UnsafeRawPointer(shard!.baseAddress) ?? UnsafeRawPointer(MPIRuntime.emptyBuffer)
+        try request.start("MPI_Iallgatherv") { handle in
+            MPI_Iallgatherv(
+                send, Int32(shard?.count ?? 0), datatype, output.baseAddress, vectors.counts, vectors.offsets,
+                datatype, communicator, &handle)
+        }
+        return track(request)
+    }
+
+    public func startBroadcast<T: CollectiveElement>(
+        _ buffer: UnsafeMutableBufferPointer<T>, root: Int
+    ) throws(DistributedError) -> any CollectiveRequest {
+        let description = CollectiveOperation(.broadcast(root: root), T.collectiveType, count: buffer.count)
+        try CollectiveValidation.root(root, worldSize: worldSize, description)
+        try CollectiveValidation.checkCount(buffer.count, description)
+        try checkUsable()
+        if buffer.isEmpty { return CompletedRequest(operation: description) }
+        let request = MPIRequest(operation: description, group: self)
+        try request.start("MPI_Ibcast") { handle in
+            MPI_Ibcast(
+                buffer.baseAddress, Int32(buffer.count), MPIRuntime.datatype(T.collectiveType), Int32(root),
+                communicator, &handle)
+        }
+        return track(request)
+    }
+
+    public func startBarrier() throws(DistributedError) -> any CollectiveRequest {
+        try checkUsable()
+        let request = MPIRequest(operation: CollectiveOperation(.barrier, .uint8, count: 0), group: self)
+        try request.start("MPI_Ibarrier") { handle in MPI_Ibarrier(communicator, &handle) }
+        return track(request)
+    }
+
+    // MARK: Group state
+
+    private func track(_ request: MPIRequest) -> MPIRequest {
+        progress?.add(request)
+        return request
+    }
+
+    func checkUsable() throws(DistributedError) {
+        let current = status.withLock { $0 }
+        if current.isShutDown { throw .shutDown }
+        if let failure = current.failure { throw .groupFailed(rank: rank, reason: failure) }
+    }
+
+    /// Records the first failure; every later collective on this group throws `groupFailed` with it.
+    func markFailed(_ reason: String) {
+        status.withLock { state in
+            if state.failure == nil { state.failure = reason }
+        }
+    }
+
+    var hasFailed: Bool { status.withLock { $0.failure != nil } }
+}
+
+/// One started MPI collective.
+final class MPIRequest: CollectiveRequest, @unchecked Sendable {
+    // @unchecked Sendable: `handle`, `isComplete` and `vectors` are read and written only under
+    // `MPIRuntime.callLock`.
+    let operation: CollectiveOperation
+    private let group: MPICollective
+    private var handle: MPI_Request? = nil
+    private var isComplete = false
+    /// Per-rank counts and displacements for the vector collectives; MPI reads them until completion.
+    private var vectors: UnsafeMutablePointer<Int32>? = nil
+
+    init(operation: CollectiveOperation, group: MPICollective) {
+        self.operation = operation
+        self.group = group
+    }
+
+    deinit {
+        // A request dropped before completing (after a timeout) may still be read by MPI: leak its vectors then.
+        if isComplete { vectors?.deallocate() }
+    }
+
+    /// Allocates the counts and displacements of `partition` (in elements), kept alive until completion.
+    func makeVectors(_ partition: CollectivePartition) -> (counts: UnsafePointer<Int32>, offsets: UnsafePointer<Int32>)
+    {
+        let size = partition.worldSize
+        let storage = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)
+        for rank in 0..<size {
+            storage[rank] = Int32(partition.count(ofRank: rank))
+            storage[size + rank] = Int32(partition.offset(ofRank: rank))
+        }
+        vectors = storage
+        return (UnsafePointer(storage), UnsafePointer(storage + size))
+    }
+
+    /// Issues the non-blocking MPI call that fills in the request handle.
+    func start(_ call: String, _ body: (inout MPI_Request?) -> Int32) throws(DistributedError) {
+        try MPIRuntime.callLock.withLock { () throws(DistributedError) in
+            let code = body(&handle)
+            guard code == MPI_SUCCESS else {
+                isComplete = true
+                throw DistributedError.mpi(call: call, code: code, message: MPIRuntime.errorString(code))
+            }
+        }
+    }
+
+    /// One `MPI_Test`; true once complete. Used by `test`, `wait` and the progress thread.
+    func poll() throws(DistributedError) -> Bool {
+        try MPIRuntime.callLock.withLock { () throws(DistributedError) -> Bool in
+            if isComplete { return true }
+            var flag: Int32 = 0
+            let code = MPI_Test(&handle, &flag, seed_mpi_status_ignore())
+            guard code == MPI_SUCCESS else {
+                let error = DistributedError.mpi(
+                    call: "MPI_Test (\(operation))", code: code, message: MPIRuntime.errorString(code))
+                group.markFailed(error.description)
+                throw error
+            }
+            if flag != 0 {
+                isComplete = true
+                vectors?.deallocate()
+                vectors = nil
+            }
+            return flag != 0
+        }
+    }
+
+    var completed: Bool { MPIRuntime.callLock.withLock { isComplete } }
+
+    func test() throws(DistributedError) -> Bool {
+        if try poll() { return true }
+        if let reason = group.failureReason { throw .groupFailed(rank: group.rank, reason: reason) }
+        return false
+    }
+
+    func wait() throws(DistributedError) {
+        let deadline = monotonicNanoseconds() &+ group.timeout.clampedNanoseconds
+        var polls = 0
+        var pause: UInt64 = 10_000
+        while true {
+            if try poll() { return }
+            if let reason = group.failureReason { throw .groupFailed(rank: group.rank, reason: reason) }
+            if monotonicNanoseconds() >= deadline {
+                let error = DistributedError.timedOut(
+                    operation: operation, rank: group.rank, worldSize: group.worldSize,
+                    seconds: group.timeout.seconds)
+                group.markFailed(error.description)
+                throw error
+            }
+            // Poll hard for short collectives, then back off so a long wait leaves the core to computation.
+            polls += 1
+            if polls < 256 {
+                sched_yield()
+            } else {
+                var time = timespec(tv_sec: 0, tv_nsec: Int(pause))
+                nanosleep(&time, nil)
+                pause = min(pause * 2, 200_000)
+            }
+        }
+    }
+}
+
+/// Tests outstanding requests periodically so started collectives progress while their owners compute.
+final class MPIProgressThread: @unchecked Sendable {
+    // @unchecked Sendable: `outstanding` and `stopping` are guarded by `condition`.
+    private let condition = MonotonicCondition()
+    private var outstanding: [MPIRequest] = []
+    private var stopping = false
+    private let intervalNanoseconds: UInt64
+
+    init(interval: Duration) {
+        intervalNanoseconds = max(1_000, interval.clampedNanoseconds)
+        let thread = MonotonicThread { [self] in run() }
+        thread.start()
+    }
+
+    func add(_ request: MPIRequest) {
+        condition.withLock {
+            outstanding.append(request)
+            condition.broadcast()
+        }
+    }
+
+    func stop() {
+        condition.withLock {
+            stopping = true
+            outstanding.removeAll()
+            condition.broadcast()
+        }
+    }
+
+    private func run() {
+        var batch: [MPIRequest] = []
+        while true {
+            condition.lock()
+            while outstanding.isEmpty && !stopping { condition.wait() }
+            if stopping {
+                condition.unlock()
+                return
+            }
+            batch.removeAll(keepingCapacity: true)
+            batch.append(contentsOf: outstanding)
+            condition.unlock()
+
+            var failed = false
+            for request in batch {
+                do throws(DistributedError) {
+                    _ = try request.poll()
+                } catch {
+                    failed = true
+                }
+            }
+            condition.withLock {
+                // Drop completed requests; after a failure, drop everything (the waiters report it).
+                outstanding.removeAll { failed || $0.completed }
+            }
+            var time = timespec(tv_sec: 0, tv_nsec: Int(intervalNanoseconds))
+            nanosleep(&time, nil)
+        }
+    }
+}
+
+/// A detached pthread running a closure (the progress thread must not live on Dispatch or the cooperative pool).
+final class MonotonicThread: @unchecked Sendable {
+    // @unchecked Sendable: `body` is set once before the thread starts and read only by that thread.
+    private let body: () -> Void
+
+    init(_ body: @escaping () -> Void) {
+        self.body = body
+    }
+
+    func start() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(
+            &thread, nil,
+            { raw in
+                let me = Unmanaged<MonotonicThread>.fromOpaque(raw!).takeRetainedValue()
+                me.body()
+                return nil
+            }, context)
+        if created == 0 {
+            pthread_detach(thread)
+        } else {
+            // No thread: started requests then progress only inside `test` and `wait`, which is still correct.
+            Unmanaged<MonotonicThread>.fromOpaque(context).release()
+        }
+    }
+}
+
+/// Process-wide MPI state. MPI may be initialised once and finalised once per process.
+enum MPIRuntime {
+    enum State {
+        case uninitialized
+        case initialized
+        case finalized
+    }
+
+    static let state = Mutex<State>(.uninitialized)
+    /// Serialises every MPI call (enough for `MPI_THREAD_SERIALIZED`; harmless with `MPI_THREAD_MULTIPLE`).
+    static let callLock = MonotonicCondition()
+    /// A valid address for zero-length receive buffers.
+    nonisolated(unsafe) static let emptyBuffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+
+    /// `MPI_Init_thread` on first use; requires at least `MPI_THREAD_SERIALIZED`.
+    static func initialize() throws(DistributedError) {
+        try state.withLock { (current: inout State) throws(DistributedError) in
+            switch current {
+            case .initialized: return
+            case .finalized: throw DistributedError.shutDown
+            case .uninitialized: break
+            }
+            var provided: Int32 = 0
+            let code = callLock.withLock {
+                MPI_Init_thread(nil, nil, Int32(MPI_THREAD_MULTIPLE), &provided)
+            }
+            guard code == MPI_SUCCESS else {
+                throw DistributedError.mpi(call: "MPI_Init_thread", code: code, message: errorString(code))
+            }
+            guard provided >= Int32(MPI_THREAD_SERIALIZED) else {
+                throw DistributedError.launch(
+                    "the MPI library provides thread level \(provided); Seed needs MPI_THREAD_SERIALIZED or better")
+            }
+            current = .initialized
+        }
+    }
+
+    static func finalize() throws(DistributedError) {
+        try state.withLock { (current: inout State) throws(DistributedError) in
+            guard case .initialized = current else { return }
+            current = .finalized
+            let code = callLock.withLock { MPI_Finalize() }
+            guard code == MPI_SUCCESS else {
+                throw DistributedError.mpi(call: "MPI_Finalize", code: code, message: errorString(code))
+            }
+        }
+    }
+
+    /// Runs one MPI call under the lock and turns an error code into `DistributedError.mpi`.
+    static func call(_ name: String, _ body: () -> Int32) throws(DistributedError) {
+        let code = callLock.withLock { body() }
+        guard code == MPI_SUCCESS else { throw .mpi(call: name, code: code, message: errorString(code)) }
+    }
+
+    static func errorString(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var length: Int32 = 0
+        guard MPI_Error_string(code, &buffer, &length) == MPI_SUCCESS else { return "unknown MPI error" }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func datatype(_ type: CollectiveElementType) -> MPI_Datatype {
+        switch type {
+        case .float32: seed_mpi_float()
+        case .float64: seed_mpi_double()
+        case .int32: seed_mpi_int32_t()
+        case .int64: seed_mpi_int64_t()
+        case .uint8: seed_mpi_uint8_t()
+        case .uint64: seed_mpi_uint64_t()
+        }
+    }
+
+    static func reduction(_ operation: ReduceOperation) -> MPI_Op {
+        switch operation {
+        case .sum: seed_mpi_sum()
+        case .max: seed_mpi_max()
+        case .min: seed_mpi_min()
+        }
+    }
+}
