@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Seed builds against (Debian): OpenBLAS, pkg-config, and Open MPI (the
-# collectives backend of SeedDistributed; `mpirun` runs the distributed tests). Idempotent and quiet: packages
-# already installed are not touched, and apt runs only when something is missing.
+# collectives backend of SeedDistributed; the distributed tests launch ranks with `mpirun`).
+# Idempotent and quiet: apt runs only when a package is missing, and its output is shown only if it fails.
 set -euo pipefail
 need=()
 for pkg in libopenblas-dev pkg-config openmpi-bin libopenmpi-dev; do
@@ -11,6 +11,12 @@ if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing ${need[*]} ..." >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "install-deps: apt-get failed installing ${need[*]}" >&2
+        exit 1
+    fi
 fi

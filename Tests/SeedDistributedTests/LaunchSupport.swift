@@ -43,6 +43,30 @@ enum Launch {
         return path
     }
 
+    /// Slurm's client configuration: `$SLURM_CONF`, else `slurm.conf` in `$SEED_SLURM_DIR` (default /tmp/seed-slurm),
+    /// where scripts/slurm-local.sh writes it.
+    static var slurmConf: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let conf = environment["SLURM_CONF"], !conf.isEmpty { return conf }
+        return (environment["SEED_SLURM_DIR"] ?? "/tmp/seed-slurm") + "/slurm.conf"
+    }
+
+    /// `srun`, once a Slurm node answers as usable; otherwise an error that says how to start one.
+    static func srun() throws -> String {
+        let howTo = "run scripts/slurm-local.sh up (scripts/test.sh does)"
+        guard let srun = findExecutable("srun"), let sinfo = findExecutable("sinfo") else {
+            throw MissingTool(description: "Slurm's clients (srun, sinfo) are not installed: \(howTo)")
+        }
+        let result = try run(
+            sinfo, ["-h", "-N", "-o", "%T"], extraEnvironment: ["SLURM_CONF": slurmConf], limit: 20)
+        let states = result.stdout.split(separator: "\n").map(String.init)
+        guard result.status == 0, states.contains(where: { ["idle", "mixed", "allocated"].contains($0) }) else {
+            throw MissingTool(
+                description: "no usable Slurm node (SLURM_CONF=\(slurmConf)): \(howTo)\n\(result)")
+        }
+        return srun
+    }
+
     /// The `mpirun` arguments every test uses: root is allowed (CI runs as root), ranks may outnumber cores.
     static let mpirunFlags = ["--allow-run-as-root", "--oversubscribe"]
 
@@ -53,14 +77,20 @@ enum Launch {
     }
 
     /// Runs `executable` with `arguments`, killing it (SIGTERM, then SIGKILL) if it outlives `limit` seconds.
-    static func run(_ executable: String, _ arguments: [String], limit: Double) throws -> LaunchResult {
+    /// The launcher variables of the test process itself (if it runs under one) are removed, so the child sees
+    /// only what its own launcher sets; `extraEnvironment` is added.
+    static func run(
+        _ executable: String, _ arguments: [String], extraEnvironment: [String: String] = [:], limit: Double
+    ) throws -> LaunchResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
-        for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("SLURM_") {
+        for key in environment.keys
+        where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || (key.hasPrefix("SLURM_") && key != "SLURM_CONF") {
             environment[key] = nil
         }
+        environment.merge(extraEnvironment) { _, new in new }
         process.environment = environment
         let out = Pipe()
         let err = Pipe()
