@@ -192,6 +192,10 @@ public protocol Collective: AnyObject, Sendable {
 
     /// Starts a barrier: it completes once every rank has started it.
     func startBarrier() throws(DistributedError) -> any CollectiveRequest
+
+    /// Ends the group when the job is done: for MPI, frees the communicator and calls `MPI_Finalize` (collective:
+    /// every rank calls it); nothing for in-process groups. Throws, without finalising, after a failure.
+    func shutdown() throws(DistributedError)
 }
 
 extension Collective {

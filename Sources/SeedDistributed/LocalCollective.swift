@@ -115,6 +115,11 @@ public final class LocalCollective: Collective {
         try submit(CollectiveOperation(.barrier, .uint8, count: 0), input: nil, output: nil)
     }
 
+    /// Throws if the group has failed (as an MPI group would); the rank's thread ends when this object goes away.
+    public func shutdown() throws(DistributedError) {
+        if let reason = rendezvous.failureReason { throw .groupFailed(rank: rank, reason: reason) }
+    }
+
     private func submit(
         _ operation: CollectiveOperation, input: UnsafeRawPointer?, output: UnsafeMutableRawPointer?
     ) throws(DistributedError) -> LocalRequest {

@@ -88,8 +88,8 @@ public final class MPICollective: Collective, @unchecked Sendable {
     /// Why this group failed, if it has.
     public var failureReason: String? { status.withLock { $0.failure } }
 
-    /// Frees the communicator and finalises MPI (`MPI_Finalize`). Collective: call it on every rank once all
-    /// collectives have completed. Throws, without finalising, when the group has failed (finalising could hang
+    /// Frees the communicator and finalises MPI (`MPI_Finalize`) for the whole process. Collective: call it on
+    /// every rank once all collectives (of every group) have completed; later calls do nothing. Throws, without finalising, when the group has failed (finalising could hang
     /// waiting for a dead rank): exit non-zero or `abort` instead.
     public func shutdown() throws(DistributedError) {
         let (failure, wasShutDown) = status.withLock { state in
@@ -158,10 +158,13 @@ public final class MPICollective: Collective, @unchecked Sendable {
         let request = MPIRequest(operation: description, group: self)
         let vectors = request.makeVectors(CollectivePartition(totalCount: output.count, worldSize: worldSize))
         let datatype = MPIRuntime.datatype(T.collectiveType)
-        let send: UnsafeRawPointer? =
-            shard == nil
-            ? UnsafeRawPointer(seed_mpi_in_place())
-            : UnsafeRawPointer(shard!.baseAddress) ?? UnsafeRawPointer(MPIRuntime.emptyBuffer)
+        // In place: MPI_IN_PLACE. A rank that owns no elements still needs a valid send address.
+        let send: UnsafeRawPointer
+        if let shard {
+            send = UnsafeRawPointer(shard.baseAddress) ?? UnsafeRawPointer(MPIRuntime.emptyBuffer)
+        } else {
+            send = UnsafeRawPointer(seed_mpi_in_place())
+        }
         try request.start("MPI_Iallgatherv") { handle in
             MPI_Iallgatherv(
                 send, Int32(shard?.count ?? 0), datatype, output.baseAddress, vectors.counts, vectors.offsets,
@@ -285,6 +288,9 @@ final class MPIRequest: CollectiveRequest, @unchecked Sendable {
 
     var completed: Bool { MPIRuntime.callLock.withLock { isComplete } }
 
+    /// True once the group has failed: the request may never complete, so the progress thread drops it.
+    var abandoned: Bool { group.hasFailed }
+
     func test() throws(DistributedError) -> Bool {
         if try poll() { return true }
         if let reason = group.failureReason { throw .groupFailed(rank: group.rank, reason: reason) }
@@ -360,17 +366,16 @@ final class MPIProgressThread: @unchecked Sendable {
             batch.append(contentsOf: outstanding)
             condition.unlock()
 
-            var failed = false
             for request in batch {
                 do throws(DistributedError) {
                     _ = try request.poll()
                 } catch {
-                    failed = true
+                    // The waiter sees the same error (the group is marked failed); nothing more to do here.
                 }
             }
             condition.withLock {
-                // Drop completed requests; after a failure, drop everything (the waiters report it).
-                outstanding.removeAll { failed || $0.completed }
+                // Drop completed requests, and those of a failed group (their waiters report the failure).
+                outstanding.removeAll { $0.completed || $0.abandoned }
             }
             var time = timespec(tv_sec: 0, tv_nsec: Int(intervalNanoseconds))
             nanosleep(&time, nil)
@@ -428,6 +433,10 @@ enum MPIRuntime {
             case .finalized: throw DistributedError.shutDown
             case .uninitialized: break
             }
+            // Open MPI's non-blocking all-reduce (libnbc) picks a binomial tree (reduce, then broadcast: twice
+            // the traffic of a ring) for fewer than 4 ranks or an in-place buffer. Ask for the ring, which moves
+            // 2(n-1)/n of the buffer per rank like MPI_Allreduce's, unless the user chose an algorithm.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
             var provided: Int32 = 0
             let code = callLock.withLock {
                 MPI_Init_thread(nil, nil, Int32(MPI_THREAD_MULTIPLE), &provided)

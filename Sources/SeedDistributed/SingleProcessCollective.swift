@@ -56,6 +56,9 @@ public final class SingleProcessCollective: Collective {
     public func startBarrier() throws(DistributedError) -> any CollectiveRequest {
         CompletedRequest(operation: CollectiveOperation(.barrier, .uint8, count: 0))
     }
+
+    /// Nothing to release.
+    public func shutdown() throws(DistributedError) {}
 }
 
 /// A request that completed when it started.

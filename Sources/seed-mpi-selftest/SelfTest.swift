@@ -73,7 +73,9 @@ struct Check: ParsableCommand {
         let collective = try options.group()
         let launcher = (try? ProcessGroup.detectLauncher(environment: ProcessInfo.processInfo.environment))
         let prefix = "rank \(collective.rank) of \(collective.worldSize)"
-        say("\(prefix): launcher \(launcher.map { "\($0)" } ?? "unknown"), timeout \(options.timeout) s")
+        say(
+            "\(prefix): launcher \(launcher.map { "\($0)" } ?? "unknown"), host \(ProcessInfo.processInfo.hostName), "
+                + "timeout \(options.timeout) s")
         var checks = CollectiveChecks(collective: collective, largeCount: largeCount)
         do {
             try checks.runAll()
@@ -81,9 +83,7 @@ struct Check: ParsableCommand {
             failAndAbort(collective, error, exitCode: 2)
         }
         for line in checks.report { say("\(prefix): \(line)") }
-        if let mpi = collective as? MPICollective {
-            do { try mpi.shutdown() } catch { failAndAbort(collective, error, exitCode: 2) }
-        }
+        do { try collective.shutdown() } catch { failAndAbort(collective, error, exitCode: 2) }
         if checks.failures > 0 {
             say("\(prefix): \(checks.failures) of \(checks.count) checks FAILED", error: true)
             throw ExitCode(1)

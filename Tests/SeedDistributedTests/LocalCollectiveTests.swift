@@ -198,7 +198,15 @@ func runRanks<R: Sendable>(
                 do throws(DistributedError) {
                     try collective.allReduce(&more)
                 } catch .groupFailed {
-                    return "\(error)"
+                    // Shutting down a failed group reports the failure too.
+                    do throws(DistributedError) {
+                        try collective.shutdown()
+                    } catch .groupFailed {
+                        return "\(error)"
+                    } catch {
+                        return "shutdown threw \(error)"
+                    }
+                    return "shutdown of a failed group succeeded"
                 } catch {
                     return "later call threw \(error)"
                 }
