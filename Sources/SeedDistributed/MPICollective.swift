@@ -89,8 +89,9 @@ public final class MPICollective: Collective, @unchecked Sendable {
     public var failureReason: String? { status.withLock { $0.failure } }
 
     /// Frees the communicator and finalises MPI (`MPI_Finalize`) for the whole process. Collective: call it on
-    /// every rank once all collectives (of every group) have completed; later calls do nothing. Throws, without finalising, when the group has failed (finalising could hang
-    /// waiting for a dead rank): exit non-zero or `abort` instead.
+    /// every rank once all collectives (of every group) have completed; later calls do nothing. Throws, without
+    /// finalising, when the group has failed (finalising could hang waiting for a dead rank): exit non-zero or
+    /// `abort` instead.
     public func shutdown() throws(DistributedError) {
         let (failure, wasShutDown) = status.withLock { state in
             defer { state.isShutDown = true }
