@@ -4,8 +4,9 @@
 #   scripts/bench-collectives.sh [--ranks N] [--repeats R] [--min-mib A] [--max-mib B] [--no-overlap]
 #
 # Starts N ranks (default 2) with mpirun on this machine and runs `seed-mpi-selftest bench`: per message size
-# (float32, doubling from A to B MiB), R interleaved rounds of Seed's all-reduce (MPI_Iallreduce completed by polling
-# MPI_Test), a direct blocking MPI_Allreduce, and a memcpy of the same bytes on every rank at once; each round
+# (float32, doubling from A to B MiB), R interleaved rounds of Seed's all-reduce (its own segmented ring over
+# MPI_Isend/MPI_Irecv, completed by polling), Open MPI's blocking MPI_Allreduce on the same buffer, and a memcpy of
+# the same bytes on every rank at once; each round
 # is timed as the slowest rank's time and the table shows medians. algbw = bytes / time and
 # busbw = algbw * 2(n-1)/n, as nccl-tests define them; memcpy GB/s = bytes copied / time. Then the overlap check:
 # how much of a started 64 MiB all-reduce completes while the caller computes without calling MPI.

@@ -23,6 +23,7 @@ static inline MPI_Op seed_mpi_min(void) { return MPI_MIN; }
 static inline void *seed_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request seed_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *seed_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Status *seed_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Errhandler seed_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 
 #endif

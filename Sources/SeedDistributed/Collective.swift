@@ -42,15 +42,26 @@ public enum CollectiveElementType: Sendable, Equatable, CustomStringConvertible 
 public protocol CollectiveElement: BitwiseCopyable, Comparable, Sendable {
     /// The wire type (and MPI datatype) of this Swift type.
     static var collectiveType: CollectiveElementType { get }
-    /// Combines two values the way `operation` does.
+    /// Combines two values the way `operation` does; integer sums wrap around, as MPI's do.
     static func reduce(_ a: Self, _ b: Self, _ operation: ReduceOperation) -> Self
 }
 
-extension CollectiveElement where Self: AdditiveArithmetic {
+extension CollectiveElement where Self: BinaryFloatingPoint {
     @inlinable @inline(__always)
     public static func reduce(_ a: Self, _ b: Self, _ operation: ReduceOperation) -> Self {
         switch operation {
         case .sum: a + b
+        case .max: Swift.max(a, b)
+        case .min: Swift.min(a, b)
+        }
+    }
+}
+
+extension CollectiveElement where Self: FixedWidthInteger {
+    @inlinable @inline(__always)
+    public static func reduce(_ a: Self, _ b: Self, _ operation: ReduceOperation) -> Self {
+        switch operation {
+        case .sum: a &+ b
         case .max: Swift.max(a, b)
         case .min: Swift.min(a, b)
         }

@@ -9,9 +9,10 @@ import Synchronization
 
 /// Collectives over Open MPI, for ranks started by `mpirun` or `srun --mpi=pmix`.
 ///
-/// Every collective is an MPI non-blocking call (`MPI_Iallreduce`, `MPI_Ireduce_scatter`, `MPI_Iallgatherv`,
-/// `MPI_Ibcast`, `MPI_Ibarrier`) completed by polling `MPI_Test` against a deadline, so a dead or hung peer turns into
-/// `DistributedError.timedOut` instead of a hang. MPI calls are serialised by one process-wide lock, so any thread
+/// Every collective is non-blocking and completed by polling against a deadline, so a dead or hung peer turns into
+/// `DistributedError.timedOut` instead of a hang. All-reduce, reduce-scatter and all-gather are Seed's own ring
+/// over `MPI_Isend`/`MPI_Irecv` (see `RingSchedule`: reused scratch memory, no allocation per call once warm);
+/// broadcast and barrier are `MPI_Ibcast` and `MPI_Ibarrier`. MPI calls are serialised by one process-wide lock, so any thread
 /// may start, test or wait. An optional progress thread tests outstanding requests every `progressInterval`, which
 /// is what moves a started all-reduce forward while the caller computes (Open MPI has no asynchronous progress over
 /// shared memory or TCP otherwise).
@@ -31,6 +32,12 @@ public final class MPICollective: Collective, @unchecked Sendable {
     let communicator: MPI_Comm
     private let status = Mutex<GroupStatus>(GroupStatus())
     private let progress: MPIProgressThread?
+    /// Scratch memory of the ring collectives; guarded by `MPIRuntime.callLock`.
+    let scratchPool = ScratchPool()
+    /// Message tag of the latest ring collective (1...30000, then around again); guarded by `MPIRuntime.callLock`.
+    /// Every rank starts collectives in the same order, so the same collective gets the same tag everywhere, and
+    /// the messages of collectives in flight at once cannot match each other's receives.
+    private var ringTag: Int32 = 0
 
     struct GroupStatus {
         var failure: String?
@@ -119,14 +126,10 @@ public final class MPICollective: Collective, @unchecked Sendable {
         let description = CollectiveOperation(.allReduce(operation), T.collectiveType, count: buffer.count)
         try CollectiveValidation.checkCount(buffer.count, description)
         try checkUsable()
-        if buffer.isEmpty { return CompletedRequest(operation: description) }
-        let request = MPIRequest(operation: description, group: self)
-        try request.start("MPI_Iallreduce") { handle in
-            MPI_Iallreduce(
-                seed_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), MPIRuntime.datatype(T.collectiveType),
-                MPIRuntime.reduction(operation), communicator, &handle)
-        }
-        return track(request)
+        if buffer.isEmpty || worldSize == 1 { return CompletedRequest(operation: description) }
+        return try startRing(
+            description, .allReduce(operation), totalCount: buffer.count,
+            buffer: UnsafeMutableRawPointer(buffer.baseAddress), input: nil, output: nil)
     }
 
     public func startReduceScatter<T: CollectiveElement>(
@@ -137,15 +140,13 @@ public final class MPICollective: Collective, @unchecked Sendable {
             inputCount: input.count, outputCount: output.count, rank: rank, worldSize: worldSize, description)
         try checkUsable()
         if input.isEmpty { return CompletedRequest(operation: description) }
-        let request = MPIRequest(operation: description, group: self)
-        let counts = request.makeVectors(CollectivePartition(totalCount: input.count, worldSize: worldSize))
-        let receive = UnsafeMutableRawPointer(output.baseAddress) ?? MPIRuntime.emptyBuffer
-        try request.start("MPI_Ireduce_scatter") { handle in
-            MPI_Ireduce_scatter(
-                input.baseAddress, receive, counts.counts, MPIRuntime.datatype(T.collectiveType),
-                MPIRuntime.reduction(operation), communicator, &handle)
+        if worldSize == 1 {
+            _ = output.initialize(from: input)
+            return CompletedRequest(operation: description)
         }
-        return track(request)
+        return try startRing(
+            description, .reduceScatter(operation), totalCount: input.count, buffer: nil,
+            input: UnsafeRawPointer(input.baseAddress), output: UnsafeMutableRawPointer(output.baseAddress))
     }
 
     public func startAllGather<T: CollectiveElement>(
@@ -156,22 +157,16 @@ public final class MPICollective: Collective, @unchecked Sendable {
             shardCount: shard?.count, outputCount: output.count, rank: rank, worldSize: worldSize, description)
         try checkUsable()
         if output.isEmpty { return CompletedRequest(operation: description) }
-        let request = MPIRequest(operation: description, group: self)
-        let vectors = request.makeVectors(CollectivePartition(totalCount: output.count, worldSize: worldSize))
-        let datatype = MPIRuntime.datatype(T.collectiveType)
-        // In place: MPI_IN_PLACE. A rank that owns no elements still needs a valid send address.
-        let send: UnsafeRawPointer
-        if let shard {
-            send = UnsafeRawPointer(shard.baseAddress) ?? UnsafeRawPointer(MPIRuntime.emptyBuffer)
-        } else {
-            send = UnsafeRawPointer(seed_mpi_in_place())
+        if let shard, let source = shard.baseAddress, let base = output.baseAddress {
+            // The ring gathers in place: put this rank's shard where it belongs first.
+            let offset = CollectivePartition(totalCount: output.count, worldSize: worldSize).offset(ofRank: rank)
+            UnsafeMutableRawPointer(base + offset).copyMemory(
+                from: source, byteCount: shard.count * MemoryLayout<T>.stride)
         }
-        try request.start("MPI_Iallgatherv") { handle in
-            MPI_Iallgatherv(
-                send, Int32(shard?.count ?? 0), datatype, output.baseAddress, vectors.counts, vectors.offsets,
-                datatype, communicator, &handle)
-        }
-        return track(request)
+        if worldSize == 1 { return CompletedRequest(operation: description) }
+        return try startRing(
+            description, .allGather, totalCount: output.count, buffer: UnsafeMutableRawPointer(output.baseAddress),
+            input: nil, output: nil)
     }
 
     public func startBroadcast<T: CollectiveElement>(
@@ -200,6 +195,25 @@ public final class MPICollective: Collective, @unchecked Sendable {
 
     // MARK: Group state
 
+    private func startRing(
+        _ description: CollectiveOperation, _ kind: RingSchedule.Kind, totalCount: Int,
+        buffer: UnsafeMutableRawPointer?, input: UnsafeRawPointer?, output: UnsafeMutableRawPointer?
+    ) throws(DistributedError) -> MPIRequest {
+        let request = MPIRequest(operation: description, group: self)
+        try MPIRuntime.callLock.withLock { () throws(DistributedError) in
+            ringTag = ringTag % 30_000 + 1
+            let bytes = RingSchedule.scratchBytes(
+                kind, type: description.elementType, totalCount: totalCount, worldSize: worldSize)
+            let scratch = bytes > 0 ? scratchPool.take(bytes) : nil
+            let schedule = RingSchedule(
+                kind: kind, type: description.elementType, totalCount: totalCount, rank: rank,
+                worldSize: worldSize, communicator: communicator, tag: ringTag, buffer: buffer, input: input,
+                output: output, scratch: scratch)
+            try request.attachLocked(schedule, scratch: scratch)
+        }
+        return track(request)
+    }
+
     private func track(_ request: MPIRequest) -> MPIRequest {
         progress?.add(request)
         return request
@@ -221,38 +235,20 @@ public final class MPICollective: Collective, @unchecked Sendable {
     var hasFailed: Bool { status.withLock { $0.failure != nil } }
 }
 
-/// One started MPI collective.
+/// One started MPI collective: a single MPI request (broadcast, barrier) or a ring schedule of sends and receives.
 final class MPIRequest: CollectiveRequest, @unchecked Sendable {
-    // @unchecked Sendable: `handle`, `isComplete` and `vectors` are read and written only under
+    // @unchecked Sendable: `handle`, `ring`, `scratch` and `isComplete` are read and written only under
     // `MPIRuntime.callLock`.
     let operation: CollectiveOperation
     private let group: MPICollective
     private var handle: MPI_Request? = nil
+    private var ring: RingSchedule?
+    private var scratch: ScratchPool.Buffer?
     private var isComplete = false
-    /// Per-rank counts and displacements for the vector collectives; MPI reads them until completion.
-    private var vectors: UnsafeMutablePointer<Int32>? = nil
 
     init(operation: CollectiveOperation, group: MPICollective) {
         self.operation = operation
         self.group = group
-    }
-
-    deinit {
-        // A request dropped before completing (after a timeout) may still be read by MPI: leak its vectors then.
-        if isComplete { vectors?.deallocate() }
-    }
-
-    /// Allocates the counts and displacements of `partition` (in elements), kept alive until completion.
-    func makeVectors(_ partition: CollectivePartition) -> (counts: UnsafePointer<Int32>, offsets: UnsafePointer<Int32>)
-    {
-        let size = partition.worldSize
-        let storage = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)
-        for rank in 0..<size {
-            storage[rank] = Int32(partition.count(ofRank: rank))
-            storage[size + rank] = Int32(partition.offset(ofRank: rank))
-        }
-        vectors = storage
-        return (UnsafePointer(storage), UnsafePointer(storage + size))
     }
 
     /// Issues the non-blocking MPI call that fills in the request handle.
@@ -261,30 +257,52 @@ final class MPIRequest: CollectiveRequest, @unchecked Sendable {
             let code = body(&handle)
             guard code == MPI_SUCCESS else {
                 isComplete = true
-                throw DistributedError.mpi(call: call, code: code, message: MPIRuntime.errorString(code))
+                let error = DistributedError.mpi(call: call, code: code, message: MPIRuntime.errorString(code))
+                group.markFailed(error.description)
+                throw error
             }
         }
     }
 
-    /// One `MPI_Test`; true once complete. Used by `test`, `wait` and the progress thread.
-    func poll() throws(DistributedError) -> Bool {
-        try MPIRuntime.callLock.withLock { () throws(DistributedError) -> Bool in
-            if isComplete { return true }
-            var flag: Int32 = 0
-            let code = MPI_Test(&handle, &flag, seed_mpi_status_ignore())
-            guard code == MPI_SUCCESS else {
-                let error = DistributedError.mpi(
-                    call: "MPI_Test (\(operation))", code: code, message: MPIRuntime.errorString(code))
-                group.markFailed(error.description)
-                throw error
+    /// Drives the collective with `schedule` and posts its first step. Call with `MPIRuntime.callLock` held.
+    func attachLocked(_ schedule: RingSchedule, scratch: ScratchPool.Buffer?) throws(DistributedError) {
+        ring = schedule
+        self.scratch = scratch
+        _ = try advanceLocked()
+    }
+
+    /// One round of progress; true once complete. Call with `MPIRuntime.callLock` held.
+    private func advanceLocked() throws(DistributedError) -> Bool {
+        if isComplete { return true }
+        let done: Bool
+        do throws(DistributedError) {
+            if let ring {
+                done = try ring.advance(operation.description)
+            } else {
+                var flag: Int32 = 0
+                let code = MPI_Test(&handle, &flag, seed_mpi_status_ignore())
+                guard code == MPI_SUCCESS else {
+                    throw DistributedError.mpi(
+                        call: "MPI_Test (\(operation))", code: code, message: MPIRuntime.errorString(code))
+                }
+                done = flag != 0
             }
-            if flag != 0 {
-                isComplete = true
-                vectors?.deallocate()
-                vectors = nil
-            }
-            return flag != 0
+        } catch {
+            group.markFailed(error.description)
+            throw error
         }
+        if done {
+            isComplete = true
+            ring = nil
+            if let scratch { group.scratchPool.give(scratch) }
+            scratch = nil
+        }
+        return done
+    }
+
+    /// Makes progress; true once complete. Used by `test`, `wait` and the progress thread.
+    func poll() throws(DistributedError) -> Bool {
+        try MPIRuntime.callLock.withLock { () throws(DistributedError) -> Bool in try advanceLocked() }
     }
 
     var completed: Bool { MPIRuntime.callLock.withLock { isComplete } }
@@ -434,10 +452,6 @@ enum MPIRuntime {
             case .finalized: throw DistributedError.shutDown
             case .uninitialized: break
             }
-            // Open MPI's non-blocking all-reduce (libnbc) picks a binomial tree (reduce, then broadcast: twice
-            // the traffic of a ring) for fewer than 4 ranks or an in-place buffer. Ask for the ring, which moves
-            // 2(n-1)/n of the buffer per rank like MPI_Allreduce's, unless the user chose an algorithm.
-            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
             var provided: Int32 = 0
             let code = callLock.withLock {
                 MPI_Init_thread(nil, nil, Int32(MPI_THREAD_MULTIPLE), &provided)

@@ -9,8 +9,9 @@ import SeedDistributed
 
 /// All-reduce bandwidth in the nccl-tests convention, beside the memory-copy bandwidth measured in the same run.
 ///
-/// For each size: `repeats` interleaved rounds of (Seed's all-reduce, `MPI_Allreduce` called directly, `memcpy` of
-/// the same bytes on every rank at once), each timed as the slowest rank's time, median over rounds.
+/// For each size: `repeats` interleaved rounds of (Seed's all-reduce — its segmented ring over point-to-point
+/// messages —, Open MPI's `MPI_Allreduce` called directly, `memcpy` of the same bytes on every rank at once), each
+/// timed as the slowest rank's time, median over rounds.
 /// algbw = bytes / time; busbw = algbw × 2(n−1)/n (the per-rank traffic of a ring all-reduce); memcpy bandwidth =
 /// bytes copied / time (each byte is read once and written once).
 struct Bench: ParsableCommand {

@@ -81,6 +81,20 @@ struct CollectiveChecks {
             record("reduce-scatter sum Float x\(total) (shard \(shard.count))", firstMismatch(shard, expected))
         }
 
+        // Shards of several pipeline segments (1 MiB = 262144 Float), with rank 0's one element longer than the
+        // others', so neighbours exchange messages of different segment counts.
+        let segmented = 2 * 262_144 * worldSize + 1
+        let segmentedInput = (0..<segmented).map { Float((rank + 1) * ($0 % 4099)) }
+        let segmentedShard = try collective.reduceScatter(segmentedInput, .sum)
+        let segmentedPartition = CollectivePartition(totalCount: segmented, worldSize: worldSize)
+        record(
+            "reduce-scatter sum Float x\(segmented) (shard \(segmentedShard.count))",
+            firstMismatch(
+                segmentedShard, segmentedPartition.range(ofRank: rank).map { Float(rankSum * ($0 % 4099)) }))
+        let gathered = try collective.allGather(
+            segmentedPartition.range(ofRank: rank).map { Double($0) - 7 }, totalCount: segmented)
+        record("all-gather Double x\(segmented)", firstMismatch(gathered, (0..<segmented).map { Double($0) - 7 }))
+
         // All-gather with uneven shards, out of place and in place.
         for total in [1001, 3] {
             let partition = CollectivePartition(totalCount: total, worldSize: worldSize)

@@ -86,6 +86,20 @@ func runRanks<R: Sendable>(
         }
     }
 
+    @Test func integerSumsWrapAroundLikeMPIs() throws {
+        let results = try runRanks(2) { collective in
+            var bytes: [UInt8] = [collective.rank == 0 ? 200 : 100]
+            try collective.allReduce(&bytes, .sum)
+            var ints: [Int32] = [collective.rank == 0 ? Int32.max : 1]
+            try collective.allReduce(&ints, .sum)
+            return (bytes, ints)
+        }
+        for result in results {
+            #expect(result.0 == [44])
+            #expect(result.1 == [Int32.min])
+        }
+    }
+
     @Test(arguments: 1...4)
     func reduceScatterGivesEachRankItsShardOfTheSum(worldSize: Int) throws {
         for total in [0, 1, 3, 10, 1001] {

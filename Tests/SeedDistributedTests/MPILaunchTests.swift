@@ -11,14 +11,20 @@ import Testing
         Launch.expectAllChecksPassed(result, worldSize: 2, launcher: "mpirun")
     }
 
-    @Test func threeRanksHandleUnevenShards() throws {
+    @Test(arguments: [3, 4])
+    func moreRanksThanCoresHandleUnevenShards(worldSize: Int) throws {
         let result = try Launch.run(
             try Launch.mpirun(),
-            Launch.mpirunFlags + ["-np", "3", Launch.selfTest, "--timeout", "60", "--large-count", "100003"],
-            limit: 120)
-        Launch.expectAllChecksPassed(result, worldSize: 3, launcher: "mpirun")
-        // 1001 elements over 3 ranks: 334, 334, 333.
-        #expect(result.lines(startingWith: "rank 2 of 3: reduce-scatter sum Float x1001 (shard 333): ok").count == 1)
+            Launch.mpirunFlags + [
+                "-np", "\(worldSize)", Launch.selfTest, "--timeout", "60", "--large-count", "100003",
+            ],
+            limit: 180)
+        Launch.expectAllChecksPassed(result, worldSize: worldSize, launcher: "mpirun")
+        // 1001 elements over 3 ranks: 334, 334, 333; over 4: 251, 250, 250, 250.
+        let lastShard = worldSize == 3 ? 333 : 250
+        let last = "rank \(worldSize - 1) of \(worldSize)"
+        #expect(
+            result.lines(startingWith: "\(last): reduce-scatter sum Float x1001 (shard \(lastShard)): ok").count == 1)
     }
 
     @Test func aHungRankMakesTheOthersFailWithinTheTimeout() throws {
