@@ -11,11 +11,11 @@ import Synchronization
 ///
 /// Every collective is non-blocking and completed by polling against a deadline, so a dead or hung peer turns into
 /// `DistributedError.timedOut` instead of a hang. All-reduce, reduce-scatter and all-gather are Seed's own ring
-/// over `MPI_Isend`/`MPI_Irecv` (see `RingSchedule`: reused scratch memory, no allocation per call once warm);
-/// broadcast and barrier are `MPI_Ibcast` and `MPI_Ibarrier`. MPI calls are serialised by one process-wide lock, so any thread
-/// may start, test or wait. An optional progress thread tests outstanding requests every `progressInterval`, which
-/// is what moves a started all-reduce forward while the caller computes (Open MPI has no asynchronous progress over
-/// shared memory or TCP otherwise).
+/// over `MPI_Isend`/`MPI_Irecv` (see `RingSchedule`: scratch memory is reused, so once warm a call allocates only
+/// its small request objects); broadcast and barrier are `MPI_Ibcast` and `MPI_Ibarrier`. MPI calls are serialised
+/// by one process-wide lock, so any thread may start, test or wait. An optional progress thread tests outstanding
+/// requests every `progressInterval`, which is what moves a started all-reduce forward while the caller computes
+/// (Open MPI has no asynchronous progress over shared memory or TCP otherwise).
 ///
 /// MPI is initialised once per process (`MPI_Init_thread`) by the first group and finalised by `shutdown()`; after a
 /// timeout the communicator is unusable (MPI cannot cancel a collective), so the process should report the error
