@@ -30,7 +30,9 @@ final class RingSchedule {
 
     /// Bytes per message: two in flight fill the 2 MiB L2 of a core here. Measured with 2 ranks (64–256 MiB
     /// all-reduces): 128 KiB segments ran at a third of the speed, 512 KiB ~25% slower than 1–2 MiB, whole
-    /// chunks (no segments) about half.
+    /// chunks (no segments) about half. Each segment is a handshake with the neighbour, so on cores shared with
+    /// other busy processes (each wait for the neighbour costs a scheduler time slice) fewer, larger messages
+    /// would do better; ranks on dedicated cores are the case this is tuned for.
     static let segmentBytes = 1 << 20
     /// Segments in flight per step: one arriving while the previous one is reduced.
     static let depth = 2
@@ -51,6 +53,8 @@ final class RingSchedule {
     /// Per slot: the receive handle, then the send handle.
     private let handles: UnsafeMutablePointer<MPI_Request?>
 
+    /// Segments finished so far, over all steps: pollers back off only while this stands still.
+    private(set) var finishedSegments = 0
     private var step = 0
     /// Segments of the current step posted, and finished (received, reduced, sent).
     private var posted = 0
@@ -205,6 +209,7 @@ final class RingSchedule {
             if flag == 0 { return false }
             finish(finished, current)
             finished += 1
+            finishedSegments += 1
         }
         return true
     }
