@@ -36,7 +36,8 @@ let package = Package(
             name: "seed-mpi-selftest",
             dependencies: [
                 "SeedDistributed", "CMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: numericSettings  // its checks build and compare arrays of millions of elements per rank
         ),
         .executableTarget(
             name: "seed",

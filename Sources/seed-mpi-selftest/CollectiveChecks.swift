@@ -44,6 +44,13 @@ struct CollectiveChecks {
             "all-reduce sum Float x\(largeCount)",
             firstMismatch(large, (0..<largeCount).map { Float(rankSum * ($0 % 1000)) }))
 
+        // All-reduce whose chunks have more segments (1 MiB each) than the ring keeps in flight (8).
+        let deep = worldSize * 9 * 262_144 + 3
+        var deepBuffer = (0..<deep).map { Float(($0 % 977) * (rank + 1)) }
+        try collective.allReduce(&deepBuffer, .sum)
+        record(
+            "all-reduce sum Float x\(deep)", firstMismatch(deepBuffer, (0..<deep).map { Float(($0 % 977) * rankSum) }))
+
         // All-reduce, sum, Double.
         var doubles = (0..<4097).map { Double($0) * 0.5 + Double(rank) }
         try collective.allReduce(&doubles, .sum)

@@ -142,8 +142,8 @@ enum Launch {
                 result.lines(startingWith: prefix + "launcher \(launcher) (rank \(rank) of \(worldSize))").count == 1,
                 "\(result)")
             let oks = result.lines(startingWith: prefix).filter { $0.hasSuffix(": ok") }
-            #expect(oks.count == 22, "rank \(rank): \(oks.count) checks ok\n\(result)")
-            #expect(result.lines(startingWith: prefix + "all 22 checks passed").count == 1, "\(result)")
+            #expect(oks.count == 23, "rank \(rank): \(oks.count) checks ok\n\(result)")
+            #expect(result.lines(startingWith: prefix + "all 23 checks passed").count == 1, "\(result)")
         }
     }
 }
