@@ -31,12 +31,12 @@ import Testing
         let result = try Launch.run(
             try Launch.mpirun(), Launch.mpirunFlags + ["-np", "2", Launch.selfTest, "hang", "--timeout", "3"],
             limit: 60)
-        #expect(result.status != 0 && !result.killed, "\(result)")
+        // The selftest aborts the job with MPI_Abort(3) after the timeout; mpirun returns that code.
+        #expect(result.status == 3 && !result.killed, "\(result)")
         #expect(
             result.stderr.contains(
                 "rank 0 of 2: error: all-reduce (sum) of 1024 Float timed out after 3 s on rank 0 of 2"),
             "\(result)")
-        #expect(result.stderr.contains("MPI_ABORT was invoked on rank 0"), "\(result)")
         #expect(result.seconds >= 3 && result.seconds < 40, "\(result)")
     }
 
