@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// A finished launch of an external program.
@@ -51,18 +52,39 @@ enum Launch {
         return (environment["SEED_SLURM_DIR"] ?? "/tmp/seed-slurm") + "/slurm.conf"
     }
 
+    /// A failed readiness check, kept so later tests fail at once instead of waiting for Slurm again.
+    private static let slurmFailure = Mutex<MissingTool?>(nil)
+
     /// `srun`, once a Slurm node answers as usable; otherwise an error that says how to start one.
     static func srun() throws -> String {
+        if let failure = slurmFailure.withLock({ $0 }) { throw failure }
+        do {
+            return try findUsableSlurm()
+        } catch let failure as MissingTool {
+            slurmFailure.withLock { $0 = failure }
+            throw failure
+        }
+    }
+
+    private static func findUsableSlurm() throws -> String {
         let howTo = "run scripts/slurm-local.sh up (scripts/test.sh does)"
         guard let srun = findExecutable("srun"), let sinfo = findExecutable("sinfo") else {
             throw MissingTool(description: "Slurm's clients (srun, sinfo) are not installed: \(howTo)")
         }
-        let result = try run(
-            sinfo, ["-h", "-N", "-o", "%T"], extraEnvironment: ["SLURM_CONF": slurmConf], limit: 20)
-        let states = result.stdout.split(separator: "\n").map(String.init)
-        guard result.status == 0, states.contains(where: { ["idle", "mixed", "allocated"].contains($0) }) else {
-            throw MissingTool(
-                description: "no usable Slurm node (SLURM_CONF=\(slurmConf)): \(howTo)\n\(result)")
+        // A node finishing the previous test's job reads `completing` for a moment: wait for it, not for idle.
+        let usable = ["idle", "mixed", "allocated", "completing"]
+        var result = try run(sinfo, ["-h", "-N", "-o", "%T"], extraEnvironment: ["SLURM_CONF": slurmConf], limit: 20)
+        let start = Date()
+        while result.status != 0
+            || !result.stdout.split(separator: "\n").contains(where: { state in
+                usable.contains { state.hasPrefix($0) }
+            })
+        {
+            guard Date().timeIntervalSince(start) < 30 else {
+                throw MissingTool(description: "no usable Slurm node (SLURM_CONF=\(slurmConf)): \(howTo)\n\(result)")
+            }
+            usleep(500_000)
+            result = try run(sinfo, ["-h", "-N", "-o", "%T"], extraEnvironment: ["SLURM_CONF": slurmConf], limit: 20)
         }
         return srun
     }
