@@ -302,18 +302,7 @@ final class MPIRequest: CollectiveRequest, @unchecked Sendable {
 
     /// Makes progress; true once complete. Used by `test`, `wait` and the progress thread.
     func poll() throws(DistributedError) -> Bool {
-        try pollReportingProgress().done
-    }
-
-    /// Makes progress; also says whether anything moved (a ring segment finished, or the request completed), so
-    /// pollers keep polling while data flows and back off only while waiting on a peer.
-    func pollReportingProgress() throws(DistributedError) -> (done: Bool, advanced: Bool) {
-        try MPIRuntime.callLock.withLock { () throws(DistributedError) -> (done: Bool, advanced: Bool) in
-            if isComplete { return (true, false) }
-            let before = ring?.finishedSegments ?? 0
-            let done = try advanceLocked()
-            return (done, done || (ring?.finishedSegments ?? 0) != before)
-        }
+        try MPIRuntime.callLock.withLock { () throws(DistributedError) -> Bool in try advanceLocked() }
     }
 
     var completed: Bool { MPIRuntime.callLock.withLock { isComplete } }
@@ -328,35 +317,27 @@ final class MPIRequest: CollectiveRequest, @unchecked Sendable {
     }
 
     func wait() throws(DistributedError) {
-        let start = monotonicNanoseconds()
-        let deadline = start &+ group.timeout.clampedNanoseconds
-        var lastProgress = start
-        var pause: UInt64 = 50_000
+        let deadline = monotonicNanoseconds() &+ group.timeout.clampedNanoseconds
+        var polls = 0
+        var pause: UInt64 = 10_000
         while true {
-            let (done, advanced) = try pollReportingProgress()
-            if done { return }
-            let now = monotonicNanoseconds()
-            if advanced {
-                lastProgress = now
-                pause = 50_000
-            }
+            if try poll() { return }
             if let reason = group.failureReason { throw .groupFailed(rank: group.rank, reason: reason) }
-            if now >= deadline {
+            if monotonicNanoseconds() >= deadline {
                 let error = DistributedError.timedOut(
                     operation: operation, rank: group.rank, worldSize: group.worldSize,
                     seconds: group.timeout.seconds)
                 group.markFailed(error.description)
                 throw error
             }
-            // Poll without sleeping while data flows (each segment needs several polls on both ranks, and a
-            // sleeping thread waits its turn on a busy machine); after 2 ms without progress, a peer is late:
-            // back off to at most 1 ms between polls so the core is left to others.
-            if now &- lastProgress < MPIRuntime.spinWindowNanoseconds {
+            // Poll hard for short collectives, then back off so a long wait leaves the core to computation.
+            polls += 1
+            if polls < 256 {
                 sched_yield()
             } else {
                 var time = timespec(tv_sec: 0, tv_nsec: Int(pause))
                 nanosleep(&time, nil)
-                pause = min(pause * 2, 1_000_000)
+                pause = min(pause * 2, 200_000)
             }
         }
     }
@@ -393,7 +374,6 @@ final class MPIProgressThread: @unchecked Sendable {
 
     private func run() {
         var batch: [MPIRequest] = []
-        var lastProgress: UInt64 = 0
         while true {
             condition.lock()
             while outstanding.isEmpty && !stopping { condition.wait() }
@@ -405,10 +385,9 @@ final class MPIProgressThread: @unchecked Sendable {
             batch.append(contentsOf: outstanding)
             condition.unlock()
 
-            var advanced = false
             for request in batch {
                 do throws(DistributedError) {
-                    advanced = try request.pollReportingProgress().advanced || advanced
+                    _ = try request.poll()
                 } catch {
                     // The waiter sees the same error (the group is marked failed); nothing more to do here.
                 }
@@ -417,14 +396,8 @@ final class MPIProgressThread: @unchecked Sendable {
                 // Drop completed requests, and those of a failed group (their waiters report the failure).
                 outstanding.removeAll { $0.completed || $0.abandoned }
             }
-            let now = monotonicNanoseconds()
-            if advanced { lastProgress = now }
-            if now &- lastProgress < MPIRuntime.spinWindowNanoseconds {
-                sched_yield()  // data is flowing: poll again at once (the copies and reductions need the CPU anyway)
-            } else {
-                var time = timespec(tv_sec: 0, tv_nsec: Int(intervalNanoseconds))
-                nanosleep(&time, nil)
-            }
+            var time = timespec(tv_sec: 0, tv_nsec: Int(intervalNanoseconds))
+            nanosleep(&time, nil)
         }
     }
 }
@@ -466,8 +439,6 @@ enum MPIRuntime {
     }
 
     static let state = Mutex<State>(.uninitialized)
-    /// How long pollers keep polling without sleeping after a collective last moved.
-    static let spinWindowNanoseconds: UInt64 = 2_000_000
     /// Serialises every MPI call (enough for `MPI_THREAD_SERIALIZED`; harmless with `MPI_THREAD_MULTIPLE`).
     static let callLock = MonotonicCondition()
     /// A valid address for zero-length receive buffers.

@@ -34,10 +34,11 @@ final class RingSchedule {
     /// other busy processes (each wait for the neighbour costs a scheduler time slice) fewer, larger messages
     /// would do better; ranks on dedicated cores are the case this is tuned for.
     static let segmentBytes = 1 << 20
-    /// Segments in flight per step, so several handshakes with the neighbour overlap. Measured with 2 ranks on
-    /// a busy machine (load 11–12 on 2 cores), one polling thread per rank: 64–128 MiB all-reduces took ~40%
-    /// less time with 8 than with 2; with the progress thread as well, 2, 4 and 8 were alike.
-    static let depth = 8
+    /// Segments in flight per step: one arriving while the previous one is reduced. Measured with 2 ranks on a
+    /// busy machine (load ~10 on 2 cores), interleaved: with the progress thread, 256 MiB all-reduces took
+    /// 116–132 ms with 2 in flight against 265–331 ms with 8; with one polling thread per rank, 8 was ~20% faster.
+    /// The progress thread is the default, so 2.
+    static let depth = 2
 
     private let kind: Kind
     private let type: CollectiveElementType
@@ -55,8 +56,6 @@ final class RingSchedule {
     /// Per slot: the receive handle, then the send handle.
     private let handles: UnsafeMutablePointer<MPI_Request?>
 
-    /// Segments finished so far, over all steps: pollers back off only while this stands still.
-    private(set) var finishedSegments = 0
     private var step = 0
     /// Segments of the current step posted, and finished (received, reduced, sent).
     private var posted = 0
@@ -211,7 +210,6 @@ final class RingSchedule {
             if flag == 0 { return false }
             finish(finished, current)
             finished += 1
-            finishedSegments += 1
         }
         return true
     }
