@@ -25,6 +25,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "SeedTensor", swiftSettings: numericSettings),
         .target(name: "SeedKernels", dependencies: ["SeedTensor", "CBLAS"], swiftSettings: numericSettings),
         .target(name: "SeedFormats", dependencies: ["SeedTensor"], swiftSettings: numericSettings),
@@ -55,6 +56,14 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        .target(name: "SeedDistributed", dependencies: ["CMPI"], swiftSettings: numericSettings),
+        .executableTarget(
+            name: "seed-mpi-selftest",
+            dependencies: [
+                "SeedDistributed", "CMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: numericSettings  // its checks build and compare arrays of millions of elements per rank
+        ),
         .executableTarget(
             name: "seed",
             dependencies: [
@@ -75,6 +84,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedTestSupport"]),
+        .testTarget(
+            name: "SeedDistributedTests", dependencies: ["SeedDistributed", "seed-mpi-selftest", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),
     ]
 )
