@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/fetch-models.sh >/dev/null
 swift build --build-tests
+scripts/check-kernel-objects.sh .build/debug
 swift test --skip-build "$@"

@@ -91,6 +91,9 @@ public final class MatrixMultiplier: @unchecked Sendable {
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var scratchColumns = 0
 
+    /// The instruction set the integer kernels run on (chosen by cpuid).
+    public var instructionSet: KernelInstructionSet { .current }
+
     /// Formats the kernels can multiply. Formats with 32-element blocks have fused kernels; the rest (K-quants) are
     /// dequantized row by row.
     public static func isSupported(_ type: GGMLType) -> Bool {
