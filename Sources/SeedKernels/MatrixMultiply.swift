@@ -231,9 +231,8 @@ public final class MatrixMultiplier: @unchecked Sendable {
         if blockSums.count < blocks { blockSums = [Float](repeating: 0, count: blocks) }
         for b in 0..<blocks {
             let v = UnsafeRawPointer(x + b * 32)
-            blockSums[b] =
-                (v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
-                .sum()
+            blockSums[b] = horizontalSum(
+                v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
         }
         blockSums.withUnsafeBufferPointer { sums in
             let sums = sums.baseAddress!
@@ -252,7 +251,7 @@ public final class MatrixMultiplier: @unchecked Sendable {
                         acc = acc.addingProduct(t, loadHalf(p, 0))
                         offsets += loadHalf(p, 2) * sums[b]
                     }
-                    y[r] = acc.sum() + offsets
+                    y[r] = horizontalSum(acc) + offsets
                 }
             }
         }
@@ -329,7 +328,7 @@ private func dot1<D: Block32Decoder>(
         a0 = a0.addingProduct(w0, xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self))
         a1 = a1.addingProduct(w1, xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self))
     }
-    return (a0 + a1).sum()
+    return horizontalSum(a0 + a1)
 }
 
 @inline(__always)
@@ -356,7 +355,7 @@ private func dot4<D: Block32Decoder>(
         a3 = a3.addingProduct(w0, x3.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
         a3 = a3.addingProduct(w1, x3.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
     }
-    return (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    return (horizontalSum(a0), horizontalSum(a1), horizontalSum(a2), horizontalSum(a3))
 }
 
 /// Keeps OpenBLAS single-threaded: parallelism comes from the worker pool, which calls sgemm on separate tiles.
