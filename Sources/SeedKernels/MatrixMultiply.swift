@@ -128,13 +128,15 @@ public final class MatrixMultiplier: @unchecked Sendable {
     ///   - w: weights `[rows, columns]`.
     ///   - x: activations `[tokens, columns]`, rows `xStride` floats apart.
     ///   - y: output `[tokens, rows]`, rows `yStride` floats apart.
+    ///   - activations: overrides ``singleTokenActivations`` for this call.
     public func multiply(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int,
-        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, activations: ActivationPrecision? = nil
     ) {
         let xs = xStride ?? w.columns
         let ys = yStride ?? w.rows
-        if tokens == 1 && singleTokenActivations == .int8 && QuantizedActivations.supports(w.type) {
+        let precision = activations ?? singleTokenActivations
+        if tokens == 1 && precision == .int8 && QuantizedActivations.supports(w.type) {
             quantized.quantize(x, columns: w.columns)
             let quantized = self.quantized
             pool.parallelRanges(w.rows, minimumChunk: 16, chunksPerThread: 8) { rows in

@@ -187,7 +187,9 @@ public final class LlamaSession {
                     hidden + (n - 1) * h, weight: w.baseAddress!, rows: 1, dim: h, eps: c.rmsNormEpsilon,
                     into: normed)
             }
-            mm.multiply(model.outputHead, normed, tokens: 1, into: logits)
+            // The logits that end a prompt batch stay float32 like the rest of the batch; only generation steps
+            // (one token) use the multiplier's single-token precision.
+            mm.multiply(model.outputHead, normed, tokens: 1, into: logits, activations: n > 1 ? .float32 : nil)
         case .all(let logits):
             model.outputNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)

@@ -155,6 +155,30 @@ import Testing
         }
     }
 
+    @Test func perCallPrecisionOverridesTheMultipliersDefault() throws {
+        var rng = SplitMix(state: 9)
+        let (rows, columns) = (24, 128)
+        let bytes = randomWeights(.q4_1, rows: rows, columns: columns, using: &rng)
+        let x = (0..<columns).map { _ in rng.nextFloat() * 2 - 1 }
+        let exact = MatrixMultiplier(pool: Self.pool)
+        exact.singleTokenActivations = .float32
+        let fast = MatrixMultiplier(pool: Self.pool)
+        var expectedExact = [Float](repeating: .nan, count: rows)
+        var expectedFast = expectedExact
+        var overriddenExact = expectedExact
+        var overriddenFast = expectedExact
+        try bytes.withUnsafeBytes { raw in
+            let w = try WeightMatrix(type: .q4_1, rows: rows, columns: columns, data: raw.baseAddress!)
+            exact.multiply(w, x, tokens: 1, into: &expectedExact)
+            fast.multiply(w, x, tokens: 1, into: &expectedFast)
+            fast.multiply(w, x, tokens: 1, into: &overriddenExact, activations: .float32)
+            exact.multiply(w, x, tokens: 1, into: &overriddenFast, activations: .int8)
+        }
+        #expect(overriddenExact == expectedExact)
+        #expect(overriddenFast == expectedFast)
+        #expect(expectedExact != expectedFast)
+    }
+
     @Test func instructionSetOverrideIsClampedToTheCPU() {
         using(.scalar) {
             #expect(KernelInstructionSet.current == .scalar)
