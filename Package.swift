@@ -7,6 +7,13 @@ let numericSettings: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-O"])
 ]
 
+/// The C kernels (integer dot products through intrinsics Swift cannot reach) are optimised even in debug builds
+/// and compiled for baseline x86-64: each implementation file enables its own instruction set per function
+/// (AVX2, AVX-512 VNNI), and the entry points pick one by cpuid at run time, so the fallbacks stay real.
+let cKernelSettings: [CSetting] = [
+    .unsafeFlags(["-O3"])
+]
+
 let package = Package(
     name: "Seed",
     platforms: [.macOS(.v15)],
@@ -27,7 +34,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "SeedTensor", swiftSettings: numericSettings),
-        .target(name: "SeedKernels", dependencies: ["SeedTensor", "CBLAS"], swiftSettings: numericSettings),
+        .target(name: "CSeedKernels", cSettings: cKernelSettings),
+        .target(
+            name: "SeedKernels", dependencies: ["SeedTensor", "CBLAS", "CSeedKernels"], swiftSettings: numericSettings),
         .target(name: "SeedFormats", dependencies: ["SeedTensor"], swiftSettings: numericSettings),
         .target(name: "SeedTokenizers", dependencies: ["SeedFormats"]),
         .target(name: "SeedModels", dependencies: ["SeedKernels", "SeedFormats"], swiftSettings: numericSettings),
@@ -72,7 +81,7 @@ let package = Package(
         ),
         .target(name: "SeedTestSupport", path: "Tests/Support"),
         .testTarget(name: "SeedTensorTests", dependencies: ["SeedTensor", "SeedTestSupport"]),
-        .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels", "SeedTestSupport"]),
+        .testTarget(name: "SeedKernelsTests", dependencies: ["SeedKernels", "CSeedKernels", "SeedTestSupport"]),
         .testTarget(name: "SeedFormatsTests", dependencies: ["SeedFormats", "SeedTestSupport"]),
         .testTarget(name: "SeedTokenizersTests", dependencies: ["SeedTokenizers", "SeedTestSupport"]),
         .testTarget(name: "SeedEngineTests", dependencies: ["SeedEngine", "SeedTestSupport"]),

@@ -11,6 +11,7 @@ fi
 scripts/slurm-local.sh up
 eval "$(scripts/slurm-local.sh env)"
 swift build --build-tests
+scripts/check-kernel-objects.sh .build/debug
 swift test --skip-build "$@"
 # The official openai SDK against a real `seed serve` (skipped only when a test filter was given).
 if [ $# -eq 0 ]; then

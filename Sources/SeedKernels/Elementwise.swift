@@ -25,7 +25,7 @@ public func rmsNorm(
             acc = acc.addingProduct(v, v)
             i += 16
         }
-        sum = acc.sum()
+        sum = horizontalSum(acc)
         while i < dim {
             sum += xr[i] * xr[i]
             i += 1
@@ -55,9 +55,21 @@ public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Floa
 
 /// SwiGLU gate: `gate[i] = silu(gate[i]) * up[i]` where `silu(v) = v / (1 + e^-v)`.
 public func siluMultiply(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let g = gate[i]
-        gate[i] = g / (1 + expf(-g)) * up[i]
+    let g = UnsafeMutableRawPointer(gate)
+    let u = UnsafeRawPointer(up)
+    var i = 0
+    while i + 16 <= count {
+        let v = g.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        let silu = v / (exp16(-v) + 1)
+        g.storeBytes(
+            of: silu * u.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), toByteOffset: i * 4,
+            as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        let v = gate[i]
+        gate[i] = v / (1 + expf(-v)) * up[i]
+        i += 1
     }
 }
 
@@ -66,13 +78,7 @@ public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
     var maxValue = -Float.infinity
     for i in 0..<count { maxValue = max(maxValue, x[i]) }
-    var sum: Float = 0
-    for i in 0..<count {
-        let e = expf(x[i] - maxValue)
-        x[i] = e
-        sum += e
-    }
-    let inv = 1 / sum
+    let inv = 1 / exponentiateInPlace(x, count: count, shift: maxValue)
     for i in 0..<count { x[i] *= inv }
 }
 
