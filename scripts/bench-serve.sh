@@ -25,7 +25,7 @@ else
     seed=.build/release/seed
 fi
 seed_args=(--seed "$seed")
-if ! "$seed" serve --help >/dev/null 2>&1; then
+if ! "$seed" --help | grep -qE '^  serve( |$)'; then
     echo "warning: $seed has no 'serve' command; running llama-server alone (Seed column pending)" >&2
     seed_args=()
 fi
