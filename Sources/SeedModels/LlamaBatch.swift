@@ -183,7 +183,9 @@ public final class LlamaBatchRunner {
         // Logits for the last token of each segment that asks for them.
         var row = 0
         t = 0
+        var lastLogitSegmentLength = 0
         for segment in segments {
+            if segment.wantsLogits && !segment.tokens.isEmpty { lastLogitSegmentLength = segment.tokens.count }
             t += segment.tokens.count
             if segment.wantsLogits && !segment.tokens.isEmpty {
                 (lastRows + row * h).update(from: hidden + (t - 1) * h, count: h)
@@ -194,7 +196,11 @@ public final class LlamaBatchRunner {
             model.outputNorm.withUnsafeBufferPointer { w in
                 rmsNorm(lastRows, weight: w.baseAddress!, rows: logitCount, dim: h, eps: c.rmsNormEpsilon, into: normed)
             }
-            model.multiplier.multiply(model.outputHead, normed, tokens: logitCount, into: logitRows)
+            // As in `LlamaSession`: logits that end a prompt chunk stay float32; only a lone generation step uses the
+            // multiplier's single-token precision (int8 activations by default).
+            let precision: ActivationPrecision? = logitCount == 1 && lastLogitSegmentLength > 1 ? .float32 : nil
+            model.multiplier.multiply(
+                model.outputHead, normed, tokens: logitCount, into: logitRows, activations: precision)
         }
         return UnsafeBufferPointer(start: logitRows, count: logitCount * c.vocabularySize)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SeedKernels
 import SeedModels
 import SeedTestSupport
 import SeedTokenizers
@@ -56,7 +57,7 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
 
     /// A model of its own per test: sessions of one model must not run concurrently with other suites.
     func load() throws -> (LlamaModel, BPETokenizer) {
-        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2)
+        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2, activations: .float32)
         let tokenizer = try BPETokenizer(gguf: model.file)
         return (model, tokenizer)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SeedKernels
 import SeedModels
 import SeedTestSupport
 import Testing
@@ -43,7 +44,7 @@ import Testing
     }
 
     @Test func mixedBatchOfPrefillAndDecodeMatchesSeparateRuns() throws {
-        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2)
+        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2, activations: .float32)
         let vocabulary = model.configuration.vocabularySize
         let sequences: [[Int]] = [
             [1, 504, 3458, 282, 4649, 314, 1345],

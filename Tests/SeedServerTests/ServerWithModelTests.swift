@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import SeedKernels
 import SeedModels
 import SeedTestSupport
 import SeedTokenizers
@@ -23,7 +24,7 @@ import Testing
     ]
 
     func makeEngine(parallel: Int = 8) throws -> (BatchingEngine, LlamaModel, BPETokenizer) {
-        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2)
+        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2, activations: .float32)
         let tokenizer = try BPETokenizer(gguf: model.file)
         var configuration = BatchingConfiguration()
         configuration.maxSequences = parallel
