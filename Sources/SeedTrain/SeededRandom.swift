@@ -28,6 +28,18 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
         s3 = splitMix()
     }
 
+    /// The four state words, to save in a checkpoint (``init(stateWords:)`` restores them).
+    public var stateWords: [UInt64] { [s0, s1, s2, s3] }
+
+    /// A generator continuing from saved ``stateWords``; nil unless there are exactly four words, not all zero.
+    public init?(stateWords words: [UInt64]) {
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else { return nil }
+        s0 = words[0]
+        s1 = words[1]
+        s2 = words[2]
+        s3 = words[3]
+    }
+
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17
