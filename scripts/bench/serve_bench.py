@@ -92,7 +92,8 @@ def start_server(name, args, threads, log_dir, tag):
     log_path = os.path.join(log_dir, f"{name}-{tag}.log")
     if name == "seed":
         command = [args.seed, "serve", "--model", args.model, "--host", "127.0.0.1", "--port", "0",
-                   "--threads", str(threads), "--parallel", str(args.parallel)]
+                   "--threads", str(threads), "--parallel", str(args.parallel),
+                   "--kv-cache-tokens", str(args.parallel * args.ctx_per_slot)]
         return Server(name, command, log_path)
     port = free_port()
     command = [args.llama_server, "--model", args.model, "--host", "127.0.0.1", "--port", str(port),
@@ -207,7 +208,9 @@ def main():
     parser.add_argument("--threads", default="2", help="comma-separated thread counts")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated client counts")
     parser.add_argument("--parallel", type=int, default=16, help="parallel sequences (slots) of each server")
-    parser.add_argument("--ctx-per-slot", type=int, default=1024, help="llama-server context per slot")
+    parser.add_argument("--ctx-per-slot", type=int, default=1024,
+                        help="KV positions per parallel sequence (llama-server -c and Seed --kv-cache-tokens "
+                        "are parallel x this)")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--requests", type=int, default=16,
                         help="requests per concurrency level (split over the clients, at least 2 each)")
