@@ -6,6 +6,9 @@
 # llama.cpp comes from PyPI: llama-cpp-python builds the llama.cpp it vendors (CPU backend, -march=native)
 # into a virtual environment under ~/.cache/seed/peers, once.
 #
+# Time to first token (whole process, start to first generated token) is measured against llama.cpp's
+# llama-completion, built from the same PyPI sdist by scripts/bench/install-llama-server.sh.
+#
 # Usage: scripts/bench-inference.sh [ROUNDS] (default 3 rounds; each round runs every cell once, median of 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,8 @@ if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
         "$venv/bin/pip" install --quiet --no-cache-dir llama-cpp-python
 fi
 "$venv/bin/python" -c "import numpy" 2>/dev/null || "$venv/bin/pip" install --quiet numpy
+llama_server=$(scripts/bench/install-llama-server.sh)
+llama_completion="$(dirname "$llama_server")/llama-completion"
 swift build -c release --product seed >&2
 seed=.build/release/seed
 results=$(mktemp)
@@ -44,10 +49,18 @@ for round in $(seq "$rounds"); do
         echo "ceiling $threads 0 0 $c" >> "$results"
     done
 done
+for threads in 1 2; do
+    python3 scripts/bench/ttft.py --seed "$seed" --llama-completion "$llama_completion" --model "$model" \
+        --threads "$threads" --repeats 5 | while read -r line; do echo "ttft $threads 0 0 $line"; done >> "$results"
+done
 loadavg_after=$(cat /proc/loadavg)
 echo "loadavg after: $loadavg_after" >&2
-params=$("$seed" info "$model" | awk '/^parameters:/ {print $2}')
-python3 - "$results" "$model" "$loadavg_before" "$loadavg_after" "$params" <<'PY'
+info=$("$seed" info "$model")
+params=$(awk '/^parameters:/ {print $2}' <<< "$info")
+# float32 K and V for 512 positions: layers x 2 x kv_heads x head_dim x 512 x 4 bytes
+kv_bytes=$(awk '/block_count =/ {l=$3} /head_count_kv =/ {k=$3} /embedding_length =/ {e=$3} /attention.head_count =/ {h=$3}
+    END {print l * 2 * k * (e / h) * 512 * 4}' <<< "$info")
+python3 - "$results" "$model" "$loadavg_before" "$loadavg_after" "$params" "$kv_bytes" <<'PY'
 import json, os, statistics, sys
 rows = [line.split(" ", 4) for line in open(sys.argv[1])]
 model_bytes = os.path.getsize(sys.argv[2])
@@ -67,12 +80,13 @@ for pp, tg, name in [(64, 0, "pp64"), (512, 0, "pp512"), (0, 128, "tg128")]:
         if pp:
             ceiling = statistics.median(values("ceiling", threads, 0, 0, "sgemm_gflop_s")) * 1e9 / (2 * params)
         else:
-            ceiling = statistics.median(values("ceiling", threads, 0, 0, "memcpy_gb_s")) * 1e9 / model_bytes
+            ceiling = statistics.median(values("ceiling", threads, 0, 0, "read_gb_s")) * 1e9 / model_bytes
         ms, ml = statistics.median(s), statistics.median(l)
         print(f"| {name} | {threads} | {spread(s)} | {spread(l)} | {ms / ml:.2f} | {ms / ceiling:.2f} | {ml / ceiling:.2f} |")
 for threads in (1, 2):
     c = [json.loads(r[4]) for r in rows if r[0] == "ceiling" and r[1] == str(threads)]
-    print(f"\nceilings, {threads} thread(s): memcpy {statistics.median(x['memcpy_gb_s'] for x in c):.1f} GB/s, "
+    print(f"\nceilings, {threads} thread(s): read {statistics.median(x['read_gb_s'] for x in c):.1f} GB/s, "
+          f"memcpy {statistics.median(x['memcpy_gb_s'] for x in c):.1f} GB/s, "
           f"sgemm {statistics.median(x['sgemm_gflop_s'] for x in c):.0f} GFLOP/s", end="")
 print()
 for threads in (1, 2):
@@ -81,5 +95,20 @@ for threads in (1, 2):
     print(f"\npeak RSS (pp512 run), {threads} thread(s): Seed {statistics.median(s):.0f} MB, llama.cpp "
           f"{statistics.median(l):.0f} MB; model load: Seed {statistics.median(ls):.3f} s, llama.cpp {statistics.median(ll):.3f} s", end="")
 print()
+kv_mb = int(sys.argv[6]) / 2**20
+for threads in (1, 2):
+    s = statistics.median(values("seed", threads, 512, 0, "rss_mb"))
+    budget = model_bytes / 2**20 + kv_mb + 64
+    print(f"\nRSS budget, {threads} thread(s): Seed {s:.0f} MB against model {model_bytes / 2**20:.0f} MB + "
+          f"float32 KV of 512 positions {kv_mb:.1f} MB + 64 MB = {budget:.0f} MB: {'within' if s <= budget else 'OVER'}", end="")
+print("\n\n| time to first token (process start, 6-token prompt, 1 token) | threads | Seed s | llama.cpp s | "
+      "ratio (llama.cpp / Seed) | Seed peak RSS MB | llama.cpp peak RSS MB |")
+print("|---|---|---|---|---|---|---|")
+for threads in (1, 2):
+    t = {json.loads(r[4])["engine"]: json.loads(r[4]) for r in rows if r[0] == "ttft" and r[1] == str(threads)}
+    s, l = t["seed"], t["llamacpp"]
+    print(f"| whole process | {threads} | {s['ttft_s']:.3f} ({s['ttft_min_s']:.3f}–{s['ttft_max_s']:.3f}) | "
+          f"{l['ttft_s']:.3f} ({l['ttft_min_s']:.3f}–{l['ttft_max_s']:.3f}) | {l['ttft_s'] / s['ttft_s']:.2f} | "
+          f"{s['rss_mb']:.0f} | {l['rss_mb']:.0f} |")
 PY
 rm -f "$results"

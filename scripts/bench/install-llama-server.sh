@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's HTTP server (`llama-server`) from package registries only, once, and prints its path.
+# Builds llama.cpp's HTTP server (`llama-server`) and its one-shot command-line generator (`llama-completion`,
+# used for time-to-first-token in scripts/bench-inference.sh) from package registries only, once, and prints
+# the server's path; llama-completion sits beside it.
 #
 # Source: the PyPI sdist of llama-cpp-python 0.3.36, which vendors llama.cpp under vendor/llama.cpp (the same
 # llama.cpp that scripts/bench-inference.sh builds through pip, so both benchmarks run one llama.cpp).
@@ -14,7 +16,7 @@ version=0.3.36
 peers="${SEED_PEERS_DIR:-$HOME/.cache/seed/peers}"
 root="$peers/llama-server"
 binary="$root/bin/llama-server"
-if [ -x "$binary" ] && [ "$(cat "$root/.version" 2>/dev/null)" = "$version" ]; then
+if [ -x "$binary" ] && [ -x "$root/bin/llama-completion" ] && [ "$(cat "$root/.version" 2>/dev/null)" = "$version" ]; then
     echo "$binary"
     exit 0
 fi
@@ -46,7 +48,7 @@ if ! [ -f "$src/.complete" ]; then
     test -f "$src/vendor/llama.cpp/tools/server/CMakeLists.txt"
     touch "$src/.complete"
 fi
-echo "building llama-server (llama.cpp vendored by llama-cpp-python $version); this takes several minutes ..." >&2
+echo "building llama-server and llama-completion (llama.cpp vendored by llama-cpp-python $version); this takes several minutes ..." >&2
 start=$(date +%s)
 "$cmake" -S "$src/vendor/llama.cpp" -B "$root/build" "${generator[@]}" \
     -DCMAKE_BUILD_TYPE=Release \
@@ -60,8 +62,10 @@ start=$(date +%s)
     -DLLAMA_BUILD_UI=OFF \
     -DLLAMA_USE_PREBUILT_UI=OFF \
     -DGGML_CCACHE=OFF >&2
-"$cmake" --build "$root/build" --target llama-server -j "$(nproc)" >&2
+"$cmake" --build "$root/build" --target llama-server llama-completion -j "$(nproc)" >&2
 mkdir -p "$root/bin"
+cp "$root/build/bin/llama-completion" "$root/bin/llama-completion.partial"
+mv "$root/bin/llama-completion.partial" "$root/bin/llama-completion"
 cp "$root/build/bin/llama-server" "$binary.partial"
 mv "$binary.partial" "$binary"
 echo "$version" > "$root/.version"
