@@ -475,4 +475,48 @@ private let weightTolerance: Float = 1e-4
         #expect(maxWeightDifference(try finalWeights(one), try finalWeights(two)) <= weightTolerance)
         #expect(b.stderr.contains("mpi-two-hosts: exit 0"), "\(b)")
     }
+
+    /// `seed slurm submit` puts a 2-rank run in the local Slurm's queue; `seed slurm status` follows it to COMPLETED.
+    @Test func slurmSubmitAndStatusFollowARunToCompletion() throws {
+        guard Ranks.findExecutable("sbatch") != nil else {
+            throw Ranks.MissingTool(description: "sbatch is not installed: run scripts/slurm-local.sh up")
+        }
+        let directory = try makeDirectory("sbatch")
+        let data = try preparedCorpus(in: directory)
+        let config = directory + "/tiny.toml"
+        try writeFile(config, tinyConfig(data: data, steps: 6))
+        let environment = ["SLURM_CONF": Ranks.slurmConf]
+        let run = directory + "/run"
+
+        let refused = try Ranks.run(
+            SeedProcess.executable, ["slurm", "submit", config, "--ranks", "3", "--output", run],
+            extraEnvironment: environment, limit: 60)
+        #expect(refused.status != 0 && refused.stderr.contains("cannot be split over 3 ranks"), "\(refused)")
+        let unknown = try Ranks.run(
+            SeedProcess.executable, ["slurm", "status", "99999999"], extraEnvironment: environment, limit: 60)
+        #expect(unknown.status != 0 && unknown.stderr.contains("Slurm does not know job 99999999"), "\(unknown)")
+
+        let submitted = try Ranks.run(
+            SeedProcess.executable, ["slurm", "submit", config, "--ranks", "2", "--output", run, "--time", "5"],
+            extraEnvironment: environment, limit: 60)
+        #expect(submitted.status == 0, "\(submitted)")
+        let job = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!job.isEmpty && job.allSatisfy(\.isNumber), "\(submitted)")
+        var states: [String] = []
+        let start = Date()
+        while Date().timeIntervalSince(start) < 180 {
+            let status = try Ranks.run(
+                SeedProcess.executable, ["slurm", "status", job], extraEnvironment: environment, limit: 60)
+            #expect(status.status == 0, "\(status)")
+            let state = status.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if states.last != state { states.append(state) }
+            if ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].contains(state) { break }
+            usleep(500_000)
+        }
+        #expect(states.last == "COMPLETED", "states seen: \(states)")
+        #expect(FileManager.default.fileExists(atPath: run + "/final/model.safetensors"))
+        #expect(try logRecords(run).count == 6)
+        let output = try String(contentsOfFile: run + "/slurm-\(job).out", encoding: .utf8)
+        #expect(output.contains("rank 0 of 2: final model"), "\(output)")
+    }
 }
