@@ -107,8 +107,8 @@ public final class Trainer {
     public let configuration: TrainingConfiguration
     /// The model being trained (float32).
     public let model: TrainableLlama<Float>
-    /// Its optimizer.
-    public let optimizer: AdamW<Float>
+    /// Its optimizer, holding the whole AdamW moments (nil under ZeRO-1 on several ranks: see ``shardedOptimizer``).
+    public let optimizer: AdamW<Float>?
     /// The training data in order.
     public private(set) var loader: TokenBatchLoader
     /// The validation data (nil when `eval.interval` is 0).
@@ -139,7 +139,8 @@ public final class Trainer {
     public let localBatchSize: Int
     /// The gradient buckets (nil on one rank).
     public let synchronizer: GradientSynchronizer?
-    /// The ZeRO-1 optimizer (nil unless `distributed.zero1` on several ranks; then ``optimizer`` is unused).
+    /// The ZeRO-1 optimizer, holding only this rank's share of the moments (nil unless `distributed.zero1` on
+    /// several ranks).
     public let shardedOptimizer: ShardedAdamW?
 
     private let pool: WorkerPool
@@ -236,11 +237,14 @@ public final class Trainer {
             model = try TrainableLlama<Float>(
                 configuration: Self.modelConfiguration(configuration), pool: pool, seed: t.seed)
             let o = configuration.optimizer
-            optimizer = try AdamW<Float>(
-                parameters: model.parameters,
-                configuration: AdamWConfiguration(
-                    beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay),
-                pool: pool, decay: { !$0.name.hasSuffix("norm.weight") })
+            let adamW = AdamWConfiguration(beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay)
+            try adamW.validate()
+            optimizer =
+                ranks > 1 && configuration.distributed.zero1
+                ? nil
+                : try AdamW<Float>(
+                    parameters: model.parameters, configuration: adamW, pool: pool,
+                    decay: { !$0.name.hasSuffix("norm.weight") })
         } catch {
             throw .training(error)
         }
@@ -432,7 +436,7 @@ public final class Trainer {
                 } else {
                     gradNorm = gradientNorm(model.parameters, pool: pool)
                 }
-                optimizer.step(learningRate: lr)
+                optimizer?.step(learningRate: lr)
             }
             step += 1
             tokensSeen += t.batchSize * t.seqLen
@@ -613,7 +617,7 @@ public final class Trainer {
                 modelTensors[parameter.name] = CheckpointTensor(shape: parameter.shape, values: parameter.values)
             }
             var optimizerTensors: [String: CheckpointTensor] = [:]
-            if shards == nil {
+            if let optimizer {
                 for tensor in optimizer.stateTensors() {
                     optimizerTensors[tensor.name] = CheckpointTensor(shape: tensor.shape, values: tensor.values)
                 }
@@ -686,7 +690,7 @@ public final class Trainer {
             }
         }
         do {
-            if loaded.state.optimizerShards == nil && shardedOptimizer == nil {
+            if let optimizer, loaded.state.optimizerShards == nil {
                 try optimizer.loadState(loaded.optimizer.mapValues(\.values), stepCount: loaded.step)
             } else {
                 // Reshard: rebuild the whole flat moments, then take what this run's partition needs.
@@ -702,7 +706,7 @@ public final class Trainer {
                         tensors[parameter.name + ".exp_avg"] = Array(m[range])
                         tensors[parameter.name + ".exp_avg_sq"] = Array(v[range])
                     }
-                    try optimizer.loadState(tensors, stepCount: loaded.step)
+                    try optimizer?.loadState(tensors, stepCount: loaded.step)
                 }
             }
         } catch {
