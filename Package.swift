@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "SeedTrain",
             dependencies: [
-                "SeedModels", "SeedKernels", "SeedFormats", "SeedTokenizers", "SeedTensor", "CBLAS",
+                "SeedModels", "SeedKernels", "SeedFormats", "SeedTokenizers", "SeedTensor", "SeedDistributed", "CBLAS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Yams", package: "Yams"),
@@ -76,7 +76,8 @@ let package = Package(
         .executableTarget(
             name: "seed",
             dependencies: [
-                "SeedEngine", "SeedServer", "SeedTrain", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SeedEngine", "SeedServer", "SeedTrain", "SeedDistributed",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "SeedTestSupport", path: "Tests/Support"),
@@ -92,7 +93,7 @@ let package = Package(
                 "SeedServer", "SeedTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedTestSupport"]),
+        .testTarget(name: "SeedTrainTests", dependencies: ["SeedTrain", "SeedDistributed", "SeedTestSupport"]),
         .testTarget(
             name: "SeedDistributedTests", dependencies: ["SeedDistributed", "seed-mpi-selftest", "SeedTestSupport"]),
         .testTarget(name: "SeedCLITests", dependencies: ["seed", "SeedFormats", "SeedTestSupport"]),

@@ -37,6 +37,20 @@ public final class Tape<Scalar: TrainScalar> {
 
     var nodes: [Node] = []
     var operations: [Operation] = []
+    /// The parameter leaves recorded since the last reset, in recording order (a parameter used twice, like tied
+    /// embeddings, has two leaves).
+    var parameterLeaves: [Parameter<Scalar>] = []
+    /// Per parameter leaf: the backward step after which its parameter's gradient is final (see
+    /// ``onParameterGradientReady``); scratch reused by every backward.
+    private var leafReadyAfter: [Int] = []
+    /// Per parameter leaf: whether it is the first leaf of its parameter (the one that announces it).
+    private var leafAnnounces: [Bool] = []
+
+    /// Called during ``backward(from:seed:)`` once per parameter on the tape, as soon as no remaining op can add to
+    /// its gradient (after the backward of the earliest op that reads it; parameters no op reads are announced at
+    /// the end). Data-parallel training starts a bucket's gradient all-reduce from here, overlapping the rest of the
+    /// backward pass. Parameters are announced in the same order on every run of the same recorded ops.
+    public var onParameterGradientReady: ((Parameter<Scalar>) -> Void)?
     /// Token ids and positions referenced by recorded ops.
     var integers: [Int32] = []
     let arena = Arena<Scalar>()
@@ -57,6 +71,7 @@ public final class Tape<Scalar: TrainScalar> {
         nodes.removeAll(keepingCapacity: true)
         operations.removeAll(keepingCapacity: true)
         integers.removeAll(keepingCapacity: true)
+        parameterLeaves.removeAll(keepingCapacity: true)
         arena.reset()
         backwardDone = false
     }
@@ -74,7 +89,9 @@ public final class Tape<Scalar: TrainScalar> {
         nodes.append(
             Node(
                 value: parameter.value, gradient: parameter.gradient, rows: rows,
-                columns: parameter.count / max(rows, 1), requiresGradient: isRecording))
+                columns: parameter.count / max(rows, 1), requiresGradient: isRecording,
+                parameterLeaf: parameterLeaves.count))
+        parameterLeaves.append(parameter)
         return Variable(index: nodes.count - 1)
     }
 
@@ -136,8 +153,44 @@ public final class Tape<Scalar: TrainScalar> {
             precondition(count == 1, "backward without a seed needs a scalar root, got [\(node.rows), \(node.columns)]")
             target.pointer[0] = (target.accumulate ? target.pointer[0] : 0) + 1
         }
+        guard let announce = onParameterGradientReady else {
+            for index in operations.indices.reversed() {
+                runBackward(operations[index])
+            }
+            return
+        }
+        planParameterAnnouncements()
+        let leafCount = parameterLeaves.count
         for index in operations.indices.reversed() {
             runBackward(operations[index])
+            for leaf in 0..<leafCount where leafAnnounces[leaf] && leafReadyAfter[leaf] == index {
+                announce(parameterLeaves[leaf])
+            }
+        }
+        for leaf in 0..<leafCount where leafAnnounces[leaf] && leafReadyAfter[leaf] == Int.max {
+            announce(parameterLeaves[leaf])
+        }
+    }
+
+    /// Fills ``leafReadyAfter`` (the earliest op reading any leaf of the same parameter; `Int.max` if none) and
+    /// ``leafAnnounces`` (first leaf of each parameter). Quadratic in the leaves, which number a few per layer.
+    private func planParameterAnnouncements() {
+        let leafCount = parameterLeaves.count
+        leafReadyAfter.removeAll(keepingCapacity: true)
+        leafReadyAfter.append(contentsOf: repeatElement(Int.max, count: leafCount))
+        leafAnnounces.removeAll(keepingCapacity: true)
+        leafAnnounces.append(contentsOf: repeatElement(true, count: leafCount))
+        for index in operations.indices {
+            operations[index].forEachOperand { variable in
+                let leaf = nodes[variable.index].parameterLeaf
+                if leaf >= 0 && leafReadyAfter[leaf] == Int.max { leafReadyAfter[leaf] = index }
+            }
+        }
+        for leaf in 0..<leafCount {
+            for other in 0..<leaf where parameterLeaves[other] === parameterLeaves[leaf] {
+                leafAnnounces[leaf] = false
+                leafReadyAfter[other] = min(leafReadyAfter[other], leafReadyAfter[leaf])
+            }
         }
     }
 
@@ -149,6 +202,8 @@ public final class Tape<Scalar: TrainScalar> {
         var rows: Int
         var columns: Int
         var requiresGradient: Bool
+        /// Index into ``parameterLeaves`` for a parameter leaf, -1 otherwise.
+        var parameterLeaf: Int = -1
         var count: Int { rows * columns }
     }
 

@@ -48,3 +48,38 @@ extension Tape {
         }
     }
 }
+
+extension Tape.Operation {
+    /// Calls `body` with each input variable of this op (not its output).
+    func forEachOperand(_ body: (Variable) -> Void) {
+        switch self {
+        case .embedding(_, let table, _): body(table)
+        case .linear(_, let input, let weight, let bias):
+            body(input)
+            body(weight)
+            if let bias { body(bias) }
+        case .add(_, let a, let b):
+            body(a)
+            body(b)
+        case .rmsNorm(_, let input, let weight, _):
+            body(input)
+            body(weight)
+        case .layerNorm(_, let input, let weight, let bias, _, _):
+            body(input)
+            body(weight)
+            body(bias)
+        case .swiGLU(_, let gate, let up):
+            body(gate)
+            body(up)
+        case .gelu(_, let input, _): body(input)
+        case .rotary(_, let input, _, _): body(input)
+        case .attention(_, let query, let key, let value, _, _):
+            body(query)
+            body(key)
+            body(value)
+        case .crossEntropy(_, let hidden, let weight, _, _):
+            body(hidden)
+            body(weight)
+        }
+    }
+}

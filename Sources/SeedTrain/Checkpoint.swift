@@ -27,11 +27,15 @@ public struct TrainingState: Codable, Sendable, Equatable {
     public var tokensSeen: Int
     /// The configuration the run was started with.
     public var configuration: TrainingConfiguration
+    /// With ZeRO-1 on several ranks: the optimizer moments live in one file per rank, described here (and
+    /// `optimizer.safetensors` is empty). Nil when `optimizer.safetensors` holds every moment.
+    public var optimizerShards: OptimizerShards?
 
     public init(
         step: Int, dataPosition: TokenBatchLoader.Position, rngState: [UInt64], tokensSeen: Int,
-        configuration: TrainingConfiguration
+        configuration: TrainingConfiguration, optimizerShards: OptimizerShards? = nil
     ) {
+        self.optimizerShards = optimizerShards
         self.step = step
         self.dataPosition = dataPosition
         self.rngState = rngState
@@ -45,6 +49,54 @@ public struct TrainingState: Codable, Sendable, Equatable {
         case rngState = "rng_state"
         case tokensSeen = "tokens_seen"
         case configuration
+        case optimizerShards = "optimizer_shards"
+    }
+}
+
+/// The manifest of a checkpoint whose AdamW moments are sharded over ranks (ZeRO-1): which file holds which flat
+/// elements of the moments. Resuming with another number of ranks rebuilds the whole moments from it and cuts them
+/// again for the new partition.
+public struct OptimizerShards: Codable, Sendable, Equatable {
+    /// One rank's file.
+    public struct Shard: Codable, Sendable, Equatable {
+        /// File name inside the checkpoint directory (`optimizer-rank-RRRRR-of-NNNNN.safetensors`), holding
+        /// `exp_avg` and `exp_avg_sq`, each `[Σ range lengths]`.
+        public var file: String
+        /// Flat element ranges `[start, end)` of the parameter buffer, in the order the file concatenates them.
+        public var ranges: [[Int]]
+
+        public init(file: String, ranges: [[Int]]) {
+            self.file = file
+            self.ranges = ranges
+        }
+    }
+
+    /// Ranks that wrote the checkpoint.
+    public var worldSize: Int
+    /// Elements of the flat parameter buffer (parameters plus alignment padding).
+    public var flatCount: Int
+    /// One entry per rank, in rank order.
+    public var shards: [Shard]
+
+    public init(worldSize: Int, flatCount: Int, shards: [Shard]) {
+        self.worldSize = worldSize
+        self.flatCount = flatCount
+        self.shards = shards
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case worldSize = "world_size"
+        case flatCount = "flat_count"
+        case shards
+    }
+
+    /// The file name of rank `rank`'s shard out of `worldSize`.
+    public static func fileName(rank: Int, worldSize: Int) -> String {
+        func padded(_ value: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+        }
+        return "optimizer-rank-\(padded(rank))-of-\(padded(worldSize)).safetensors"
     }
 }
 
@@ -146,11 +198,14 @@ public struct CheckpointStore: Sendable {
     ///   - model: model tensors by name.
     ///   - optimizer: optimizer tensors by name (e.g. `layers.0.attn.q.weight.m`), possibly empty.
     ///   - state: anything `Codable` (usually ``TrainingState``), stored under `state` in `state.json`.
+    ///   - extraFiles: files already written elsewhere (file name in the checkpoint → current path, on the same
+    ///     file system), moved into the checkpoint and checksummed with the others (optimizer shards of other ranks).
     /// - Throws: ``CheckpointError/invalidInput(reason:)`` for a negative step or a tensor whose shape does not match
     ///   its values; ``CheckpointError/writeFailed(path:reason:)`` (nothing is published then).
     @discardableResult
     public func save<State: Codable & Sendable>(
-        step: Int, model: [String: CheckpointTensor], optimizer: [String: CheckpointTensor], state: State
+        step: Int, model: [String: CheckpointTensor], optimizer: [String: CheckpointTensor], state: State,
+        extraFiles: [String: String] = [:]
     ) throws(CheckpointError) -> String {
         guard step >= 0 else { throw .invalidInput(reason: "step \(step) is negative") }
         let modelWriter = try Self.safetensors(model, kind: "model", step: step)
@@ -182,6 +237,16 @@ public struct CheckpointStore: Sendable {
                     files[name] = .init(bytes: digest.bytes, sha256: digest.sha256)
                 } catch {
                     throw .writeFailed(path: final, reason: error.reason)
+                }
+            }
+            for (name, source) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                let filePath = temporary + "/" + name
+                do {
+                    try DataFileSystem.rename(source, filePath)
+                    let digest = try DataFileSystem.digest(ofFileAt: filePath)
+                    files[name] = .init(bytes: digest.bytes, sha256: digest.sha256)
+                } catch {
+                    throw .writeFailed(path: final, reason: "\(name): \(error.reason)")
                 }
             }
             let record = CheckpointRecord(
@@ -252,14 +317,14 @@ public struct CheckpointStore: Sendable {
             DataFileSystem.removeTree(path(step: step))
         }
         let names = (try? DataFileSystem.listDirectory(checkpointsDirectory)) ?? []
-        for name in names where name.hasPrefix(".tmp-") || name.hasPrefix(".trash-") {
+        for name in names where name.hasPrefix(".tmp-") || name.hasPrefix(".trash-") || name.hasPrefix(".shard-") {
             DataFileSystem.removeTree(checkpointsDirectory + "/" + name)
         }
         try? DataFileSystem.syncDirectory(checkpointsDirectory)
     }
 
-    /// Reads and verifies the checkpoint at `step`: both tensor files must match the sizes and sha256 in
-    /// `state.json`, and the state must decode as `State`.
+    /// Reads and verifies the checkpoint at `step`: both tensor files (and any other file `state.json` lists, such
+    /// as optimizer shards) must match the sizes and sha256 in `state.json`, and the state must decode as `State`.
     ///
     /// - Throws: ``CheckpointError/notFound(path:)`` or ``CheckpointError/damaged(path:reason:)`` naming the file
     ///   and what failed.
@@ -291,6 +356,21 @@ public struct CheckpointStore: Sendable {
         }
         guard record.step == step else {
             throw .damaged(path: directory, reason: "\(Self.stateFileName) says step \(record.step)")
+        }
+        for name in record.files.keys.sorted() where name != Self.modelFileName && name != Self.optimizerFileName {
+            let expected = record.files[name]!
+            let digest: FileDigest
+            do {
+                digest = try DataFileSystem.digest(ofFileAt: directory + "/" + name)
+            } catch {
+                throw .damaged(path: directory, reason: "\(name): \(error.reason)")
+            }
+            guard digest.bytes == expected.bytes, digest.sha256 == expected.sha256 else {
+                throw .damaged(
+                    path: directory,
+                    reason: "\(name) has \(digest.bytes) bytes and sha256 \(digest.sha256), expected \(expected.bytes) "
+                        + "bytes and \(expected.sha256)")
+            }
         }
         var tensors: [[String: CheckpointTensor]] = []
         for name in [Self.modelFileName, Self.optimizerFileName] {

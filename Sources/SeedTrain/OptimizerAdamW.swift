@@ -45,6 +45,28 @@ public struct AdamWConfiguration: Codable, Sendable, Equatable {
     }
 }
 
+/// The per-step scalars of an AdamW update (step `t` counted from 1), in `Double` before rounding to the scalar.
+struct AdamWStepConstants {
+    var decayFactor: Double
+    var stepSize: Double
+    var correction2: Double
+    var beta1Complement: Double
+    var beta2: Double
+    var beta2Complement: Double
+    var epsilon: Double
+
+    init(configuration c: AdamWConfiguration, learningRate: Double, step: Int) {
+        let t = Double(step)
+        decayFactor = 1 - learningRate * c.weightDecay
+        stepSize = learningRate / (1 - pow(c.beta1, t))
+        correction2 = (1 - pow(c.beta2, t)).squareRoot()
+        beta1Complement = 1 - c.beta1
+        beta2 = c.beta2
+        beta2Complement = 1 - c.beta2
+        epsilon = c.epsilon
+    }
+}
+
 /// A named tensor of optimiser state (`shape` row-major, `values.count` = product of `shape`).
 public struct NamedTensor<Scalar: Sendable>: Sendable {
     public var name: String
@@ -117,35 +139,42 @@ public final class AdamW<Scalar: TrainScalar> {
     @_specialize(exported:true,where Scalar == Double)
     public func step(learningRate: Double) {
         stepCount += 1
-        let c = configuration
-        let t = Double(stepCount)
-        let stepSize = Scalar(learningRate / (1 - pow(c.beta1, t)))
-        let correction2 = Scalar((1 - pow(c.beta2, t)).squareRoot())
-        let beta1Complement = Scalar(1 - c.beta1)
-        let beta2 = Scalar(c.beta2)
-        let beta2Complement = Scalar(1 - c.beta2)
-        let epsilon = Scalar(c.epsilon)
-        let m = firstMoment
-        let v = secondMoment
+        let constants = AdamWStepConstants(configuration: configuration, learningRate: learningRate, step: stepCount)
         for (index, parameter) in parameters.parameters.enumerated() {
-            let decay = decays[index] ? Scalar(1 - learningRate * c.weightDecay) : 1
-            let p = parameter.value
-            let g = parameter.gradient
-            let m = m + parameter.offset
-            let v = v + parameter.offset
-            func update(_ range: Range<Int>) {
-                for i in range {
-                    p[i] *= decay
-                    m[i] += (g[i] - m[i]) * beta1Complement
-                    v[i] = v[i] * beta2 + beta2Complement * g[i] * g[i]
-                    p[i] -= stepSize * (m[i] / (v[i].squareRoot() / correction2 + epsilon))
-                }
+            Self.update(
+                values: parameter.value, gradients: parameter.gradient, firstMoment: firstMoment + parameter.offset,
+                secondMoment: secondMoment + parameter.offset, count: parameter.count, decays: decays[index],
+                constants: constants, pool: pool)
+        }
+    }
+
+    /// The AdamW update of `count` elements (shared by ``step(learningRate:)`` and ``ShardedAdamW``, so both apply
+    /// the same arithmetic to an element with the same gradient and moments).
+    @inline(__always)
+    static func update(
+        values p: UnsafeMutablePointer<Scalar>, gradients g: UnsafeMutablePointer<Scalar>,
+        firstMoment m: UnsafeMutablePointer<Scalar>, secondMoment v: UnsafeMutablePointer<Scalar>, count: Int,
+        decays: Bool, constants c: AdamWStepConstants, pool: WorkerPool
+    ) {
+        let decay = decays ? Scalar(c.decayFactor) : 1
+        let stepSize = Scalar(c.stepSize)
+        let correction2 = Scalar(c.correction2)
+        let beta1Complement = Scalar(c.beta1Complement)
+        let beta2 = Scalar(c.beta2)
+        let beta2Complement = Scalar(c.beta2Complement)
+        let epsilon = Scalar(c.epsilon)
+        func update(_ range: Range<Int>) {
+            for i in range {
+                p[i] *= decay
+                m[i] += (g[i] - m[i]) * beta1Complement
+                v[i] = v[i] * beta2 + beta2Complement * g[i] * g[i]
+                p[i] -= stepSize * (m[i] / (v[i].squareRoot() / correction2 + epsilon))
             }
-            if parameter.count >= 1 << 16 {
-                pool.parallelRanges(parameter.count, minimumChunk: 1 << 14, update)
-            } else {
-                update(0..<parameter.count)
-            }
+        }
+        if count >= 1 << 16 {
+            pool.parallelRanges(count, minimumChunk: 1 << 14, update)
+        } else {
+            update(0..<count)
         }
     }
 

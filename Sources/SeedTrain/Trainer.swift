@@ -1,5 +1,7 @@
 import CBLAS
 import Foundation
+import SeedDistributed
+import SeedFormats
 import SeedModels
 import SeedTensor
 
@@ -19,6 +21,12 @@ public enum TrainerError: Error, Sendable, Equatable, CustomStringConvertible {
     case output(path: String, reason: String)
     /// The loss became NaN or infinite.
     case diverged(step: Int, loss: Double)
+    /// The ranks cannot train together: a rank count that does not divide the batch, ranks with different
+    /// configurations, ranks resuming from different checkpoints.
+    case distributed(String)
+    /// A collective failed on this rank (a peer died or hung past the timeout, or MPI failed); `diagnosis` says
+    /// what is known about the other ranks.
+    case collective(DistributedError, diagnosis: String)
 
     public var description: String {
         switch self {
@@ -29,6 +37,9 @@ public enum TrainerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .incompatibleCheckpoint(let path, let reason): "cannot resume from \(path): \(reason)"
         case .output(let path, let reason): "cannot write \(path): \(reason)"
         case .diverged(let step, let loss): "the loss diverged at step \(step) (\(loss)); lower optimizer.lr"
+        case .distributed(let reason): "distributed training: \(reason)"
+        case .collective(let error, let diagnosis):
+            diagnosis.isEmpty ? "\(error)" : "\(error); \(diagnosis)"
         }
     }
 }
@@ -49,12 +60,24 @@ public struct TrainingStepRecord: Codable, Sendable, Equatable {
     public var elapsed: Double
     /// Validation loss, when evaluated after this step.
     public var validationLoss: Double?
+    /// Several ranks: each rank's forward and backward seconds of this step (rank order), waits excluded.
+    public var rankComputeSeconds: [Double]?
+    /// Several ranks: each rank's seconds blocked on gradient (and ZeRO-1 parameter) collectives.
+    public var rankCommunicationSeconds: [Double]?
+    /// Several ranks: the rank with the longest compute time.
+    public var stragglerRank: Int?
+    /// Several ranks: the straggler's compute time over the median of all ranks' (1 = balanced).
+    public var stragglerRatio: Double?
 
     enum CodingKeys: String, CodingKey {
         case step, loss, lr, elapsed
         case gradNorm = "grad_norm"
         case tokensPerSecond = "tokens_per_s"
         case validationLoss = "val_loss"
+        case rankComputeSeconds = "rank_compute_s"
+        case rankCommunicationSeconds = "rank_comm_s"
+        case stragglerRank = "straggler_rank"
+        case stragglerRatio = "straggler_ratio"
     }
 }
 
@@ -67,6 +90,14 @@ public struct TrainingStepRecord: Codable, Sendable, Equatable {
 /// - `final/model.safetensors` + `final/config.json`: the trained weights with Hugging Face names and a
 ///   `LlamaConfig`-style JSON.
 ///
+/// Data parallelism: with a ``Collective`` of N ranks (`mpirun`/`srun`), `training.batch_size` is the global batch
+/// and must be a multiple of `N × micro_batch_size` (checked before any work). Rank `r` trains on rows
+/// `[r·B/N, (r+1)·B/N)` of each global batch (its loader reads only those windows), every loss is normalised by the
+/// global token count, and gradients are summed across ranks in buckets started during the last micro-batch's
+/// backward, so each rank steps with the global mean gradient. With `distributed.zero1` the moments are sharded
+/// (``ShardedAdamW``). Rank 0 alone writes the log, plot, metrics and final files; checkpoints are written by rank 0
+/// (plus one optimizer shard per rank under ZeRO-1) and can be resumed on any rank count that divides the batch.
+///
 /// Determinism: weights start from ``TrainableLlama/init(configuration:pool:seed:initializerRange:)`` seeded by
 /// `training.seed`, the data order depends only on the loader position, and every kernel partitions work by shape
 /// and thread count, so a run killed and resumed from a checkpoint ends with the same bits as an uninterrupted one
@@ -76,8 +107,8 @@ public final class Trainer {
     public let configuration: TrainingConfiguration
     /// The model being trained (float32).
     public let model: TrainableLlama<Float>
-    /// Its optimizer.
-    public let optimizer: AdamW<Float>
+    /// Its optimizer, holding the whole AdamW moments (nil under ZeRO-1 on several ranks: see ``shardedOptimizer``).
+    public let optimizer: AdamW<Float>?
     /// The training data in order.
     public private(set) var loader: TokenBatchLoader
     /// The validation data (nil when `eval.interval` is 0).
@@ -102,9 +133,27 @@ public final class Trainer {
     /// Called with messages worth keeping (evaluations, checkpoints, warnings).
     public var onMessage: (String) -> Void = { _ in }
 
+    /// The ranks this trainer trains with (a ``SingleProcessCollective`` for one process).
+    public let collective: any Collective
+    /// Rows of the global batch this rank trains on per step.
+    public let localBatchSize: Int
+    /// The gradient buckets (nil on one rank).
+    public let synchronizer: GradientSynchronizer?
+    /// The ZeRO-1 optimizer, holding only this rank's share of the moments (nil unless `distributed.zero1` on
+    /// several ranks).
+    public let shardedOptimizer: ShardedAdamW?
+
     private let pool: WorkerPool
     private var batch: TokenBatch
     private var microBatch: [Int32] = []
+    private var telemetry: [Double] = []
+    private var telemetryShard: [Double] = [0, 0, 0]
+    private var heartbeat: RankHeartbeat?
+
+    /// Whether this rank writes the run's shared files (rank 0).
+    public var isLeader: Bool { collective.rank == 0 }
+    /// `directory/metrics.prom`: Prometheus text of the last step (node-exporter textfile format).
+    public var metricsPath: String { directory + "/metrics.prom" }
 
     /// The run directory.
     public var directory: String { configuration.output.dir }
@@ -127,16 +176,29 @@ public final class Trainer {
 
     /// Checks everything and builds the run; nothing is written until ``run(resume:)``.
     ///
-    /// - Throws: ``TrainerError`` for an invalid configuration, a missing or empty dataset, a dataset made with
-    ///   another tokenizer (vocabulary size or ids out of range), or too little data for one batch.
-    public init(configuration: TrainingConfiguration) throws(TrainerError) {
+    /// - Parameter collective: the ranks to train with; default one process.
+    /// - Throws: ``TrainerError`` for an invalid configuration, a rank count that does not divide the batch into
+    ///   whole micro-batches, a missing or empty dataset, a dataset made with another tokenizer (vocabulary size
+    ///   or ids out of range), or too little data for one batch.
+    public init(
+        configuration: TrainingConfiguration, collective: any Collective = SingleProcessCollective()
+    ) throws(TrainerError) {
         do {
             try configuration.validate()
         } catch {
             throw .configuration(error)
         }
         self.configuration = configuration
+        self.collective = collective
         let t = configuration.training
+        let ranks = collective.worldSize
+        guard t.batchSize % (ranks * t.microBatchSize) == 0 else {
+            throw .distributed(
+                "training.batch_size \(t.batchSize) (the global batch) cannot be split over \(ranks) ranks in "
+                    + "micro-batches of \(t.microBatchSize): it must be a multiple of \(ranks) × "
+                    + "\(t.microBatchSize) = \(ranks * t.microBatchSize); change the rank count or the batch sizes")
+        }
+        localBatchSize = t.batchSize / ranks
         let shards: TokenShardSet
         do throws(DataError) {
             shards = try TokenShardSet(
@@ -151,7 +213,8 @@ public final class Trainer {
                 throw DataError.notEnoughData(reason: "the training split of \(configuration.data.dir) is empty")
             }
             loader = try TokenBatchLoader(
-                shards: shards, batchSize: t.batchSize, sequenceLength: t.seqLen, seed: t.seed, shuffle: true)
+                shards: shards, batchSize: t.batchSize / ranks, sequenceLength: t.seqLen, rank: collective.rank,
+                worldSize: ranks, seed: t.seed, shuffle: true)
             if configuration.eval.interval > 0 {
                 let validation = try TokenShardSet(
                     directory: configuration.data.dir, split: .validation,
@@ -174,17 +237,46 @@ public final class Trainer {
             model = try TrainableLlama<Float>(
                 configuration: Self.modelConfiguration(configuration), pool: pool, seed: t.seed)
             let o = configuration.optimizer
-            optimizer = try AdamW<Float>(
-                parameters: model.parameters,
-                configuration: AdamWConfiguration(
-                    beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay),
-                pool: pool, decay: { !$0.name.hasSuffix("norm.weight") })
+            let adamW = AdamWConfiguration(beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay)
+            try adamW.validate()
+            optimizer =
+                ranks > 1 && configuration.distributed.zero1
+                ? nil
+                : try AdamW<Float>(
+                    parameters: model.parameters, configuration: adamW, pool: pool,
+                    decay: { !$0.name.hasSuffix("norm.weight") })
         } catch {
             throw .training(error)
         }
+        if ranks > 1 {
+            let d = configuration.distributed
+            let synchronizer = GradientSynchronizer(
+                parameters: model.parameters, collective: collective, mode: d.zero1 ? .reduceScatter : .allReduce,
+                bucketElements: d.bucketElements)
+            model.tape.onParameterGradientReady = { synchronizer.parameterReady($0) }
+            self.synchronizer = synchronizer
+            if d.zero1 {
+                let o = configuration.optimizer
+                do {
+                    shardedOptimizer = try ShardedAdamW(
+                        parameters: model.parameters, synchronizer: synchronizer,
+                        configuration: AdamWConfiguration(
+                            beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay),
+                        pool: pool, decay: { !$0.name.hasSuffix("norm.weight") })
+                } catch {
+                    throw .training(error)
+                }
+            } else {
+                shardedOptimizer = nil
+            }
+        } else {
+            synchronizer = nil
+            shardedOptimizer = nil
+        }
         store = CheckpointStore(directory: configuration.output.dir, keepLast: configuration.checkpoint.keepLast)
         random = Xoshiro256StarStar(seed: derivedSeed(t.seed, name: "trainer"))
-        batch = TokenBatch(batchSize: t.batchSize, sequenceLength: t.seqLen)
+        batch = TokenBatch(batchSize: t.batchSize / ranks, sequenceLength: t.seqLen)
+        telemetry = [Double](repeating: 0, count: 3 * ranks)
     }
 
     // MARK: Schedule
@@ -255,39 +347,53 @@ public final class Trainer {
     /// `final/`. With `resume`, first restores the newest valid checkpoint (skipping damaged ones with a warning);
     /// without one it starts from scratch.
     ///
-    /// - Throws: ``TrainerError``.
+    /// On several ranks every rank calls this; the ranks first check that their configurations agree.
+    ///
+    /// - Throws: ``TrainerError``; ``TrainerError/collective(_:diagnosis:)`` when a peer rank died or hung.
     public func run(resume: Bool) throws(TrainerError) {
         do {
             try DataFileSystem.createDirectories(directory)
         } catch {
             throw .output(path: directory, reason: error.reason)
         }
+        if collective.worldSize > 1 {
+            heartbeat = RankHeartbeat(directory: directory, rank: collective.rank, worldSize: collective.worldSize)
+            heartbeat?.beat(step: step)
+            try checkConfigurationsAgree()
+        }
         if resume {
             try restoreLatest()
-        } else {
+        } else if isLeader {
             try writeLog(records: [])
         }
         if peakFLOPS == 0 { _ = measurePeakFLOPS() }
         let t = configuration.training
         let totalSteps = t.steps
-        let microBatches = t.gradientAccumulationSteps
+        let microBatches = localBatchSize / t.microBatchSize
         let microRows = t.microBatchSize
         let width = t.seqLen + 1
         let normalizer = Double(t.batchSize * t.seqLen)
         let started = DispatchTime.now().uptimeNanoseconds
         let firstStep = step
-        var log: FileHandle
-        do {
-            log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-            try log.seekToEnd()
-        } catch {
-            throw .output(path: logPath, reason: "\(error)")
+        var log: FileHandle?
+        if isLeader {
+            do {
+                log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+                try log?.seekToEnd()
+            } catch {
+                throw .output(path: logPath, reason: "\(error)")
+            }
         }
-        defer { try? log.close() }
+        defer { try? log?.close() }
         onMessage(
             "model: \(parameterCount) parameters, \(String(format: "%.1f", flopsPerToken / 1e6)) MFLOP/token; "
                 + "peak sgemm \(String(format: "%.1f", peakFLOPS / 1e9)) GFLOP/s on \(pool.threadCount) thread(s); "
-                + "data: \(loader.windowCount) windows, \(loader.batchesPerEpoch) batches/epoch")
+                + "data: \(loader.windowCount) windows, \(loader.batchesPerEpoch) batches/epoch"
+                + (collective.worldSize > 1
+                    ? "; \(collective.worldSize) ranks × \(localBatchSize) rows"
+                        + (configuration.distributed.zero1 ? ", ZeRO-1" : "") + ", "
+                        + "\(synchronizer?.layout.buckets.count ?? 0) gradient buckets"
+                    : ""))
         while step < totalSteps {
             let stepStart = DispatchTime.now().uptimeNanoseconds
             loader.next(into: &batch)
@@ -297,48 +403,85 @@ public final class Trainer {
                 microBatch.removeAll(keepingCapacity: true)
                 microBatch.append(
                     contentsOf: batch.tokens[(micro * microRows * width)..<((micro + 1) * microRows * width)])
+                if micro == microBatches - 1 { synchronizer?.arm() }
                 do {
                     loss += try model.lossAndGradients(tokens: microBatch, batchSize: microRows, normalizer: normalizer)
                 } catch {
                     throw .training(error)
                 }
             }
+            let computeSeconds = Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9
+            var rankCompute: [Double]?
+            var rankCommunication: [Double]?
+            if let synchronizer {
+                try collectively { () throws(DistributedError) in try synchronizer.finish() }
+                (loss, rankCompute, rankCommunication) = try gatherStepTelemetry(
+                    loss: loss, compute: computeSeconds, communication: synchronizer.waitSeconds)
+            }
             guard loss.isFinite else { throw .diverged(step: step + 1, loss: loss) }
             let gradNorm: Double
-            if configuration.optimizer.gradClip > 0 {
-                gradNorm = clipGradientNorm(model.parameters, maxNorm: configuration.optimizer.gradClip, pool: pool)
-            } else {
-                gradNorm = gradientNorm(model.parameters, pool: pool)
-            }
             let lr = learningRate(atStep: step)
-            optimizer.step(learningRate: lr)
+            if let shardedOptimizer, let synchronizer {
+                let norm = try collectively { () throws(DistributedError) in try synchronizer.shardGradientNorm() }
+                let maxNorm = configuration.optimizer.gradClip
+                if maxNorm > 0, norm.isFinite, maxNorm / (norm + 1e-6) < 1 {
+                    synchronizer.scaleShardGradients(by: Float(maxNorm / (norm + 1e-6)))
+                }
+                gradNorm = norm
+                shardedOptimizer.step(learningRate: lr, shardGradients: synchronizer.shardGradients)
+                try collectively { () throws(DistributedError) in try synchronizer.gatherParameters() }
+            } else {
+                if configuration.optimizer.gradClip > 0 {
+                    gradNorm = clipGradientNorm(model.parameters, maxNorm: configuration.optimizer.gradClip, pool: pool)
+                } else {
+                    gradNorm = gradientNorm(model.parameters, pool: pool)
+                }
+                optimizer?.step(learningRate: lr)
+            }
             step += 1
             tokensSeen += t.batchSize * t.seqLen
+            heartbeat?.beat(step: step)
             let now = DispatchTime.now().uptimeNanoseconds
             let seconds = Double(now - stepStart) / 1e9
             let tokensPerSecond = Double(t.batchSize * t.seqLen) / seconds
             var record = TrainingStepRecord(
                 step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tokensPerSecond,
                 elapsed: Double(now - started) / 1e9, validationLoss: nil)
+            if let rankCompute, let rankCommunication {
+                record.rankComputeSeconds = rankCompute
+                record.rankCommunicationSeconds = rankCommunication
+                let straggler = Self.straggler(rankCompute)
+                record.stragglerRank = straggler.rank
+                record.stragglerRatio = straggler.ratio
+            }
             let evaluate =
                 configuration.eval.interval > 0 && (step % configuration.eval.interval == 0 || step == totalSteps)
-            if evaluate, validationLoader != nil {
+            if evaluate, validationLoader != nil, isLeader {
                 record.validationLoss = try validationLoss()
             }
-            records.append(record)
-            do {
-                try log.write(contentsOf: Self.jsonLine(record))
-            } catch {
-                throw .output(path: logPath, reason: "\(error)")
+            if isLeader {
+                records.append(record)
+                do {
+                    try log?.write(contentsOf: Self.jsonLine(record))
+                } catch {
+                    throw .output(path: logPath, reason: "\(error)")
+                }
+                writeMetrics(record, stepSeconds: seconds)
             }
             let done = step - firstStep
             let averageSeconds = Double(now - started) / 1e9 / Double(done)
-            let mfu = tokensPerSecond * flopsPerToken / max(peakFLOPS, 1)
-            onProgress(
-                String(
-                    format: "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %@", step, totalSteps,
-                    loss, lr, tokensPerSecond, 100 * mfu,
-                    Self.duration(averageSeconds * Double(totalSteps - step))))
+            let mfu = tokensPerSecond * flopsPerToken / max(peakFLOPS * Double(collective.worldSize), 1)
+            var line = String(
+                format: "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %@", step, totalSteps,
+                loss, lr, tokensPerSecond, 100 * mfu, Self.duration(averageSeconds * Double(totalSteps - step)))
+            if let ratio = record.stragglerRatio, let slowest = record.stragglerRank,
+                let communication = record.rankCommunicationSeconds
+            {
+                line += String(
+                    format: " | comm %.0f ms | slowest rank %d ×%.2f median", 1000 * communication[collective.rank],
+                    slowest, ratio)
+            }
+            onProgress(line)
             if let validation = record.validationLoss {
                 onMessage(String(format: "step %d: val_loss %.4f (train loss %.4f)", step, validation, loss))
             }
@@ -348,9 +491,75 @@ public final class Trainer {
             if checkpointNow {
                 try saveCheckpoint()
             }
-            if evaluate || checkpointNow { writePlot() }
+            if (evaluate || checkpointNow) && isLeader { writePlot() }
         }
-        try writeFinal()
+        if isLeader { try writeFinal() }
+        if collective.worldSize > 1 {
+            try collectively { () throws(DistributedError) in try collective.barrier() }
+        }
+    }
+
+    /// Runs a collective operation, turning its failure into ``TrainerError/collective(_:diagnosis:)`` with what the
+    /// heartbeat files say about the other ranks.
+    private func collectively<Result>(_ body: () throws(DistributedError) -> Result) throws(TrainerError) -> Result {
+        do {
+            return try body()
+        } catch {
+            throw .collective(error, diagnosis: heartbeat?.diagnosePeers() ?? "")
+        }
+    }
+
+    /// All-gathers `[loss, compute seconds, communication seconds]` of every rank; returns the global loss (the
+    /// ranks' partial losses summed in rank order, the same on every rank) and the per-rank times.
+    private func gatherStepTelemetry(loss: Double, compute: Double, communication: Double) throws(TrainerError)
+        -> (Double, [Double], [Double])
+    {
+        let ranks = collective.worldSize
+        telemetryShard[0] = loss
+        telemetryShard[1] = compute
+        telemetryShard[2] = communication
+        try collectively { () throws(DistributedError) in
+            try telemetryShard.withUnsafeBufferPointer { (shard) throws(DistributedError) in
+                try telemetry.withUnsafeMutableBufferPointer { (output) throws(DistributedError) in
+                    try collective.allGather(shard, into: output)
+                }
+            }
+        }
+        var total = 0.0
+        var computes: [Double] = []
+        var communications: [Double] = []
+        for rank in 0..<ranks {
+            total += telemetry[3 * rank]
+            computes.append(telemetry[3 * rank + 1])
+            communications.append(telemetry[3 * rank + 2])
+        }
+        return (total, computes, communications)
+    }
+
+    /// The slowest rank of `seconds` and its time over the median (the mean of the middle two for an even count).
+    static func straggler(_ seconds: [Double]) -> (rank: Int, ratio: Double) {
+        guard let slowest = seconds.indices.max(by: { seconds[$0] < seconds[$1] }) else { return (0, 1) }
+        let sorted = seconds.sorted()
+        let middle = sorted.count / 2
+        let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        return (slowest, median > 0 ? seconds[slowest] / median : 1)
+    }
+
+    /// Every rank's configuration fingerprint must equal rank 0's; otherwise every rank throws the same error
+    /// naming the ranks that differ.
+    private func checkConfigurationsAgree() throws(TrainerError) {
+        let mine = configurationFingerprint(configuration)
+        let all = try collectively { () throws(DistributedError) in
+            try collective.allGather(mine, totalCount: 4 * collective.worldSize)
+        }
+        let reference = Array(all[0..<4])
+        let differing = (1..<collective.worldSize).filter { Array(all[(4 * $0)..<(4 * $0 + 4)]) != reference }
+        guard differing.isEmpty else {
+            throw .distributed(
+                "the configurations of rank\(differing.count == 1 ? "" : "s") "
+                    + "\(differing.map(String.init).joined(separator: ", ")) differ from rank 0's (every rank must "
+                    + "start with the same configuration file and overrides)")
+        }
     }
 
     /// Mean loss over the first `eval.batches` validation batches (the same batches every time).
@@ -372,43 +581,91 @@ public final class Trainer {
 
     // MARK: Checkpoints
 
-    /// Saves model, optimizer moments and ``TrainingState`` at the current step.
+    /// Saves model, optimizer moments and ``TrainingState`` at the current step. On several ranks every rank calls
+    /// it: rank 0 writes the checkpoint; under ZeRO-1 each rank first writes its moment shard, which rank 0 moves
+    /// into the checkpoint with a manifest (``OptimizerShards``) before publishing it atomically.
     public func saveCheckpoint() throws(TrainerError) {
-        var modelTensors: [String: CheckpointTensor] = [:]
-        for parameter in model.parameters.parameters {
-            modelTensors[parameter.name] = CheckpointTensor(shape: parameter.shape, values: parameter.values)
+        let ranks = collective.worldSize
+        var extraFiles: [String: String] = [:]
+        var shards: OptimizerShards?
+        if let shardedOptimizer, let synchronizer {
+            let staging = store.checkpointsDirectory + "/.shard-\(step)-rank-\(collective.rank)"
+            let (m, v) = shardedOptimizer.shardState()
+            var writer = SafetensorsWriter()
+            do {
+                try DataFileSystem.createDirectories(store.checkpointsDirectory)
+                try writer.addTensor(name: "exp_avg", shape: [m.count], floats: m)
+                try writer.addTensor(name: "exp_avg_sq", shape: [v.count], floats: v)
+                try writer.write(to: staging)
+            } catch {
+                throw .checkpoint(.writeFailed(path: staging, reason: "\(error)"))
+            }
+            // Every rank's ranges follow from the shared layout.
+            var list: [OptimizerShards.Shard] = []
+            for rank in 0..<ranks {
+                let ranges = synchronizer.layout.ownedRanges(rank: rank, worldSize: ranks)
+                let name = OptimizerShards.fileName(rank: rank, worldSize: ranks)
+                list.append(.init(file: name, ranges: ranges.map { [$0.lowerBound, $0.upperBound] }))
+                extraFiles[name] = store.checkpointsDirectory + "/.shard-\(step)-rank-\(rank)"
+            }
+            shards = OptimizerShards(worldSize: ranks, flatCount: model.parameters.flatCount, shards: list)
+            try collectively { () throws(DistributedError) in try collective.barrier() }
         }
-        var optimizerTensors: [String: CheckpointTensor] = [:]
-        for tensor in optimizer.stateTensors() {
-            optimizerTensors[tensor.name] = CheckpointTensor(shape: tensor.shape, values: tensor.values)
+        if isLeader {
+            var modelTensors: [String: CheckpointTensor] = [:]
+            for parameter in model.parameters.parameters {
+                modelTensors[parameter.name] = CheckpointTensor(shape: parameter.shape, values: parameter.values)
+            }
+            var optimizerTensors: [String: CheckpointTensor] = [:]
+            if let optimizer {
+                for tensor in optimizer.stateTensors() {
+                    optimizerTensors[tensor.name] = CheckpointTensor(shape: tensor.shape, values: tensor.values)
+                }
+            }
+            let state = TrainingState(
+                step: step, dataPosition: loader.position, rngState: random.stateWords, tokensSeen: tokensSeen,
+                configuration: configuration, optimizerShards: shards)
+            do {
+                let path = try store.save(
+                    step: step, model: modelTensors, optimizer: optimizerTensors, state: state, extraFiles: extraFiles)
+                onMessage("step \(step): checkpoint \(path)")
+            } catch {
+                throw .checkpoint(error)
+            }
         }
-        let state = TrainingState(
-            step: step, dataPosition: loader.position, rngState: random.stateWords, tokensSeen: tokensSeen,
-            configuration: configuration)
-        do {
-            let path = try store.save(step: step, model: modelTensors, optimizer: optimizerTensors, state: state)
-            onMessage("step \(step): checkpoint \(path)")
-        } catch {
-            throw .checkpoint(error)
+        if ranks > 1 {
+            try collectively { () throws(DistributedError) in try collective.barrier() }
         }
     }
 
-    /// Restores the newest checkpoint that verifies; warns and starts fresh when there is none.
+    /// Restores the newest checkpoint that verifies; warns and starts fresh when there is none. On several ranks
+    /// the ranks must pick the same checkpoint.
     private func restoreLatest() throws(TrainerError) {
+        var chosen: LoadedCheckpoint<TrainingState>?
         for candidate in store.steps().reversed() {
-            let loaded: LoadedCheckpoint<TrainingState>
             do {
-                loaded = try store.load(step: candidate, as: TrainingState.self)
+                chosen = try store.load(step: candidate, as: TrainingState.self)
+                break
             } catch {
                 onMessage("warning: skipping checkpoint: \(error)")
-                continue
             }
+        }
+        if collective.worldSize > 1 {
+            var bounds = [chosen?.step ?? -1, -(chosen?.step ?? -1)]
+            try collectively { () throws(DistributedError) in try collective.allReduce(&bounds, .max) }
+            guard bounds[0] == -bounds[1] else {
+                throw .distributed(
+                    "the ranks found different newest valid checkpoints (steps \(-bounds[1]) to \(bounds[0])); "
+                        + "every rank must see the same run directory")
+            }
+        }
+        if let loaded = chosen {
             try restore(loaded)
             onMessage("resumed from \(loaded.directory) (step \(loaded.step))")
             return
         }
         onMessage("warning: no valid checkpoint in \(store.checkpointsDirectory); starting from step 0")
-        try writeLog(records: [])
+        if isLeader { try writeLog(records: []) }
     }
 
     private func restore(_ loaded: LoadedCheckpoint<TrainingState>) throws(TrainerError) {
@@ -433,7 +690,25 @@ public final class Trainer {
             }
         }
         do {
-            try optimizer.loadState(loaded.optimizer.mapValues(\.values), stepCount: loaded.step)
+            if let optimizer, loaded.state.optimizerShards == nil {
+                try optimizer.loadState(loaded.optimizer.mapValues(\.values), stepCount: loaded.step)
+            } else {
+                // Reshard: rebuild the whole flat moments, then take what this run's partition needs.
+                let (m, v) = try flatMoments(loaded)
+                if let shardedOptimizer, let synchronizer {
+                    try shardedOptimizer.load(
+                        flatFirstMoment: m, flatSecondMoment: v, ownedRanges: synchronizer.ownedRanges,
+                        stepCount: loaded.step)
+                } else {
+                    var tensors: [String: [Float]] = [:]
+                    for parameter in model.parameters.parameters {
+                        let range = parameter.offset..<(parameter.offset + parameter.count)
+                        tensors[parameter.name + ".exp_avg"] = Array(m[range])
+                        tensors[parameter.name + ".exp_avg_sq"] = Array(v[range])
+                    }
+                    try optimizer?.loadState(tensors, stepCount: loaded.step)
+                }
+            }
         } catch {
             throw .incompatibleCheckpoint(path: loaded.directory, reason: error.description)
         }
@@ -449,8 +724,71 @@ public final class Trainer {
         step = loaded.step
         tokensSeen = loaded.state.tokensSeen
         // Keep the log lines up to the checkpoint; later ones belong to the interrupted run and will be redone.
-        let previous = Self.readLog(path: logPath).filter { $0.step <= step }
-        try writeLog(records: previous)
+        if isLeader {
+            let previous = Self.readLog(path: logPath).filter { $0.step <= step }
+            try writeLog(records: previous)
+        }
+    }
+
+    /// The whole AdamW moments of a checkpoint as flat buffers (`[flatCount]` each, zero in the padding), from
+    /// `optimizer.safetensors` or from the per-rank shards its manifest lists.
+    private func flatMoments(_ loaded: LoadedCheckpoint<TrainingState>) throws(TrainingError) -> ([Float], [Float]) {
+        let flatCount = model.parameters.flatCount
+        var m = [Float](repeating: 0, count: flatCount)
+        var v = [Float](repeating: 0, count: flatCount)
+        guard let manifest = loaded.state.optimizerShards else {
+            for parameter in model.parameters.parameters {
+                for (suffix, isFirst) in [("exp_avg", true), ("exp_avg_sq", false)] {
+                    let name = parameter.name + "." + suffix
+                    guard let tensor = loaded.optimizer[name], tensor.values.count == parameter.count else {
+                        throw .invalidOptimizerState("tensor '\(name)' is missing or has the wrong size")
+                    }
+                    for i in 0..<parameter.count {
+                        if isFirst {
+                            m[parameter.offset + i] = tensor.values[i]
+                        } else {
+                            v[parameter.offset + i] = tensor.values[i]
+                        }
+                    }
+                }
+            }
+            return (m, v)
+        }
+        guard manifest.flatCount == flatCount else {
+            throw .invalidOptimizerState(
+                "the optimizer shards cover \(manifest.flatCount) elements, this model has \(flatCount)")
+        }
+        var covered = 0
+        for shard in manifest.shards {
+            let path = loaded.directory + "/" + shard.file
+            let first: [Float]
+            let second: [Float]
+            do {
+                let file = try SafetensorsFile(path: path)
+                first = try file.floats(named: "exp_avg")
+                second = try file.floats(named: "exp_avg_sq")
+            } catch {
+                throw .invalidOptimizerState("\(shard.file): \(error)")
+            }
+            var offset = 0
+            for pair in shard.ranges {
+                guard pair.count == 2, pair[0] >= 0, pair[0] <= pair[1], pair[1] <= flatCount,
+                    offset + pair[1] - pair[0] <= min(first.count, second.count)
+                else {
+                    throw .invalidOptimizerState("\(shard.file): range \(pair) does not fit")
+                }
+                for (i, flat) in (pair[0]..<pair[1]).enumerated() {
+                    m[flat] = first[offset + i]
+                    v[flat] = second[offset + i]
+                }
+                offset += pair[1] - pair[0]
+                covered += pair[1] - pair[0]
+            }
+        }
+        guard covered == flatCount else {
+            throw .invalidOptimizerState("the optimizer shards cover \(covered) of \(flatCount) elements")
+        }
+        return (m, v)
     }
 
     // MARK: Outputs

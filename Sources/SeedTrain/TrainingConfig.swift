@@ -18,7 +18,7 @@
 ///
 /// [training]
 /// steps = 1000
-/// batch_size = 8          # sequences per optimizer step (per rank)
+/// batch_size = 8          # sequences per optimizer step, all ranks together (the global batch)
 /// micro_batch_size = 4    # optional, default batch_size; gradient accumulation = batch_size / micro_batch_size
 /// seq_len = 256
 ///
@@ -27,6 +27,11 @@
 ///
 /// [output]
 /// dir = "runs/fortunes"
+///
+/// [distributed]           # optional; used when mpirun or srun starts several ranks
+/// zero1 = false           # shard the AdamW moments across ranks (ZeRO stage 1)
+/// bucket_mb = 4           # gradient bucket size for the overlapped all-reduce
+/// timeout = 300           # seconds a collective may wait for a peer before the job fails
 /// ```
 ///
 /// The remaining keys are optional (see each section's defaults). ``load(path:overrides:)`` rejects unknown keys,
@@ -39,12 +44,15 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var checkpoint: Checkpoint
     public var eval: Evaluation
     public var output: Output
+    public var distributed: Distributed
 
     /// A complete configuration; optional sections take their defaults.
     public init(
         model: Model, data: DataSection, training: Training, optimizer: Optimizer,
-        checkpoint: Checkpoint = Checkpoint(), eval: Evaluation = Evaluation(), output: Output
+        checkpoint: Checkpoint = Checkpoint(), eval: Evaluation = Evaluation(), output: Output,
+        distributed: Distributed = Distributed()
     ) {
+        self.distributed = distributed
         self.model = model
         self.data = data
         self.training = training
@@ -55,7 +63,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, data, training, optimizer, checkpoint, eval, output
+        case model, data, training, optimizer, checkpoint, eval, output, distributed
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +75,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? Checkpoint()
         eval = try c.decodeIfPresent(Evaluation.self, forKey: .eval) ?? Evaluation()
         output = try c.decode(Output.self, forKey: .output)
+        distributed = try c.decodeIfPresent(Distributed.self, forKey: .distributed) ?? Distributed()
     }
 
     /// `[model]`: the decoder's shape (Llama family: RMSNorm, RoPE, SwiGLU, grouped-query attention).
@@ -166,9 +175,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public struct Training: Codable, Sendable, Equatable {
         /// Optimizer steps to run.
         public var steps: Int
-        /// Sequences per optimizer step on each rank.
+        /// Sequences per optimizer step over all ranks (the global batch): each of N ranks trains on
+        /// `batch_size / N` of them, so the same file gives the same run on any number of ranks that divides it.
         public var batchSize: Int
-        /// Sequences per forward/backward pass; divides `batch_size`. Default: `batch_size` (no accumulation).
+        /// Sequences per forward/backward pass; divides `batch_size` (and, with N ranks, `batch_size / N`).
+        /// Default: `batch_size` (no accumulation).
         public var microBatchSize: Int
         /// Tokens per training sequence (T); at most `model.context_length`.
         public var seqLen: Int
@@ -352,6 +363,40 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// `[distributed]`: data-parallel training over several ranks (ignored by a single process).
+    public struct Distributed: Codable, Sendable, Equatable {
+        /// Shard the AdamW moments over the ranks (ZeRO stage 1): gradients are reduce-scattered, each rank
+        /// updates its shard of the parameters, and the parameters are all-gathered. Default false.
+        public var zero1: Bool
+        /// Size of a gradient bucket in MiB: buckets are reduced while the backward pass still runs. Default 4.
+        public var bucketMB: Double
+        /// Seconds a collective may wait for the other ranks before the run fails naming the collective and
+        /// rank (a dead or hung peer). `SEED_COLLECTIVE_TIMEOUT` overrides it. Default 300.
+        public var timeout: Double
+
+        public init(zero1: Bool = false, bucketMB: Double = 4, timeout: Double = 300) {
+            self.zero1 = zero1
+            self.bucketMB = bucketMB
+            self.timeout = timeout
+        }
+
+        /// Gradient elements (float32) per bucket.
+        public var bucketElements: Int { max(1, Int(bucketMB * 1_048_576 / 4)) }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case zero1
+            case bucketMB = "bucket_mb"
+            case timeout
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            zero1 = try c.decodeIfPresent(Bool.self, forKey: .zero1) ?? false
+            bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? 4
+            timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? 300
+        }
+    }
+
     /// Checks every value and every cross-key rule; returns nothing or throws all problems at once.
     ///
     /// - Throws: ``TrainingConfigurationError/invalidValues(_:)`` listing each problem with its key.
@@ -427,6 +472,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         require(eval.batches >= 1, "eval.batches must be at least 1, got \(eval.batches)")
         require(!output.dir.isEmpty, "output.dir must not be empty")
         require(output.logInterval >= 1, "output.log_interval must be at least 1, got \(output.logInterval)")
+        let d = distributed
+        require(
+            d.bucketMB.isFinite && d.bucketMB > 0 && d.bucketMB <= 1024,
+            "distributed.bucket_mb must be in (0, 1024], got \(d.bucketMB)")
+        require(
+            d.timeout.isFinite && d.timeout > 0 && d.timeout < 1e6,
+            "distributed.timeout must be a positive number of seconds, got \(d.timeout)")
 
         if !problems.isEmpty { throw .invalidValues(problems) }
     }

@@ -299,6 +299,7 @@ extension TrainingConfiguration {
             "checkpoint": ["interval": o(.integer), "keep_last": o(.integer)],
             "eval": ["interval": o(.integer), "batches": o(.integer)],
             "output": ["dir": r(.string), "log_interval": o(.integer)],
+            "distributed": ["zero1": o(.boolean), "bucket_mb": o(.number), "timeout": o(.number)],
         ]
     }()
 

@@ -12,6 +12,6 @@ struct Seed: AsyncParsableCommand {
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
             PerplexityCommand.self, BenchCommand.self, ServeCommand.self, DataCommand.self, TrainCommand.self,
-            ExportCommand.self,
+            ExportCommand.self, SlurmCommand.self,
         ])
 }
