@@ -41,7 +41,8 @@ struct LoadClientResult: Sendable {
         var result = LoadClientResult()
         do {
             let connection = try RawHTTPConnection(port: port, timeout: .seconds(90))
-            try connection.send(method: "POST", path: "/v1/chat/completions", body: body(question, maxTokens: maxTokens))
+            try connection.send(
+                method: "POST", path: "/v1/chat/completions", body: body(question, maxTokens: maxTokens))
             let response = try connection.readToEnd()
             result.status = response.status
             if response.headers["content-type"] != "text/event-stream" {
@@ -72,7 +73,9 @@ struct LoadClientResult: Sendable {
                         result.finishReason = reason
                     }
                 }
-                if let usage = chunk["usage"] as? [String: Any] { result.completionTokens = usage["completion_tokens"] as? Int }
+                if let usage = chunk["usage"] as? [String: Any] {
+                    result.completionTokens = usage["completion_tokens"] as? Int
+                }
             }
             if ids.count != 1 { result.problems.append("\(ids.count) distinct chunk ids") }
         } catch {
