@@ -89,9 +89,9 @@ public struct EngineStatistics: Sendable, Equatable {
     public var runningSequences = 0
     /// Requests admitted but waiting for a place in the batch.
     public var waitingSequences = 0
-    /// KV-cache blocks in use by sequences or held by the prefix cache.
+    /// KV-cache blocks held by at least one sequence.
     public var kvBlocksUsed = 0
-    /// KV-cache blocks on the free list.
+    /// KV-cache blocks available to sequences: on the free list, or idle in the prefix cache (kept until needed).
     public var kvBlocksFree = 0
     /// Positions per KV-cache block.
     public var kvBlockSize = 0

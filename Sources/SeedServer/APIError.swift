@@ -33,6 +33,13 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
             status: .badRequest, message: message, type: "invalid_request_error", param: param, code: "invalid_value")
     }
 
+    /// A feature of OpenAI's API that Seed does not implement, asked for through `param`.
+    static func unsupported(param: String, message: String) -> APIError {
+        APIError(
+            status: .badRequest, message: message, type: "invalid_request_error", param: param,
+            code: "unsupported_parameter")
+    }
+
     static func missing(param: String) -> APIError {
         APIError(
             status: .badRequest, message: "'\(param)' is required", type: "invalid_request_error", param: param,

@@ -19,14 +19,17 @@ struct ChatCompletionRequest: Decodable, Sendable {
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             role = try c.decode(String.self, forKey: .role)
+            // `messages[i].content`, from where the decoder is.
+            let param = parameterName(decoder.codingPath + [CodingKeys.content])
             if let text = try? c.decodeIfPresent(String.self, forKey: .content) {
                 content = text
             } else if let parts = try? c.decode([Part].self, forKey: .content) {
                 var text = ""
                 for part in parts {
                     guard part.type == "text", let piece = part.text else {
-                        throw APIError.invalidValue(
-                            param: "messages.content", message: "content part type '\(part.type)' is not supported")
+                        throw APIError.unsupported(
+                            param: param,
+                            message: "content parts of type '\(part.type)' are not supported (this model reads text)")
                     }
                     text += piece
                 }
@@ -35,7 +38,7 @@ struct ChatCompletionRequest: Decodable, Sendable {
                 content = ""
             } else {
                 throw APIError.invalidValue(
-                    param: "messages.content", message: "content must be a string or an array of text parts")
+                    param: param, message: "content must be a string or an array of text parts")
             }
         }
     }
@@ -51,6 +54,8 @@ struct ChatCompletionRequest: Decodable, Sendable {
         model = try c.decodeIfPresent(String.self, forKey: .model)
         messages = try c.decode([Message].self, forKey: .messages)
         sampling = try RequestSampling(from: decoder)
+        try UnsupportedFields.reject(
+            in: decoder, [.tools, .toolChoice, .functions, .functionCall, .responseFormat, .logitBias])
     }
 }
 
@@ -88,6 +93,100 @@ struct CompletionRequestBody: Decodable, Sendable {
             throw APIError.missing(param: "prompt")
         }
         sampling = try RequestSampling(from: decoder)
+        try UnsupportedFields.reject(in: decoder, [.logitBias, .suffix])
+    }
+}
+
+/// Fields of OpenAI's API that Seed does not implement. Sending one with a value that asks for the feature is a 400
+/// naming the field (never silently ignored); the values that mean "off" (`null`, `[]`, `{}`, `"none"`, `""`,
+/// `{"type": "text"}`) are accepted.
+struct UnsupportedFields {
+    enum Field: String, CodingKey, CaseIterable {
+        case tools
+        case toolChoice = "tool_choice"
+        case functions
+        case functionCall = "function_call"
+        case responseFormat = "response_format"
+        case logitBias = "logit_bias"
+        case suffix
+    }
+
+    /// Throws for the first of `fields` present in the body with a value that asks for the feature.
+    static func reject(in decoder: any Decoder, _ fields: [Field]) throws {
+        let c = try decoder.container(keyedBy: Field.self)
+        for field in fields where c.contains(field) {
+            let value = try c.decode(LooseJSON.self, forKey: field)
+            let name = field.rawValue
+            switch (field, value) {
+            case (_, .null), (.tools, .array([])), (.functions, .array([])), (.logitBias, .object([:])),
+                (.toolChoice, .string("none")), (.functionCall, .string("none")), (.suffix, .string("")):
+                continue
+            case (.responseFormat, .object(let members)) where members["type"] == .string("text"):
+                continue
+            case (.responseFormat, .object(let members)):
+                let kind = members["type"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"
+                throw APIError.unsupported(
+                    param: name,
+                    message: "response_format type '\(kind)' is not supported (no JSON mode); only 'text' is")
+            case (.tools, _), (.toolChoice, _), (.functions, _), (.functionCall, _):
+                throw APIError.unsupported(param: name, message: "tool and function calling are not supported")
+            case (.logitBias, _):
+                throw APIError.unsupported(param: name, message: "logit_bias is not supported")
+            case (.suffix, _):
+                throw APIError.unsupported(param: name, message: "suffix (fill-in-the-middle) is not supported")
+            case (.responseFormat, _):
+                throw APIError.invalidValue(param: name, message: "response_format must be an object")
+            }
+        }
+    }
+}
+
+/// Any JSON value, for fields Seed only inspects.
+enum LooseJSON: Decodable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([LooseJSON])
+    case object([String: LooseJSON])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let value = try? c.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? c.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? c.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? c.decode([LooseJSON].self) {
+            self = .array(value)
+        } else {
+            self = .object(try c.decode([String: LooseJSON].self))
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An optional integer field; a number that is not one (`2.5`, `1e30`, `2^70`) is a 400 naming the field, where
+    /// the decoder alone would only say the body is not valid JSON.
+    func decodeInteger<T: FixedWidthInteger & Decodable>(_ type: T.Type = T.self, forKey key: Key) throws -> T? {
+        if let value = try? decodeIfPresent(T.self, forKey: key) { return value }
+        if let number = try? decode(Double.self, forKey: key) {
+            let name = parameterName(codingPath + [key])
+            throw APIError.invalidValue(
+                param: name, message: "'\(name)' must be an integer between \(T.min) and \(T.max), got \(number)")
+        }
+        return try decodeIfPresent(T.self, forKey: key)
+    }
+}
+
+/// `messages[0].content` from a decoding path.
+func parameterName(_ path: [any CodingKey]) -> String {
+    path.reduce("") { name, key in
+        if let index = key.intValue { return name + "[\(index)]" }
+        return name.isEmpty ? key.stringValue : name + "." + key.stringValue
     }
 }
 
@@ -133,16 +232,15 @@ struct RequestSampling: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         maxTokens =
-            try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
-            ?? c.decodeIfPresent(Int.self, forKey: .maxTokens)
+            try c.decodeInteger(forKey: .maxCompletionTokens) ?? c.decodeInteger(forKey: .maxTokens)
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
-        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        topK = try c.decodeInteger(forKey: .topK)
         minP = try c.decodeIfPresent(Double.self, forKey: .minP)
         presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
         frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
         repetitionPenalty = try c.decodeIfPresent(Double.self, forKey: .repetitionPenalty)
-        seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+        seed = try c.decodeInteger(forKey: .seed)
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]
         } else {
@@ -150,14 +248,14 @@ struct RequestSampling: Decodable, Sendable {
         }
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.include_usage ?? false
-        n = try c.decodeIfPresent(Int.self, forKey: .n) ?? 1
+        n = try c.decodeInteger(forKey: .n) ?? 1
         ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
         // Chat sends `logprobs: true/false` and `top_logprobs: N`; completions send `logprobs: N`.
         if let flag = try? c.decodeIfPresent(Bool.self, forKey: .logprobs) {
-            logprobs = flag ? (try c.decodeIfPresent(Int.self, forKey: .topLogprobs) ?? 0) : nil
+            logprobs = flag ? (try c.decodeInteger(forKey: .topLogprobs) ?? 0) : nil
         } else {
-            logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
-            if logprobs == nil, try c.decodeIfPresent(Int.self, forKey: .topLogprobs) != nil {
+            logprobs = try c.decodeInteger(forKey: .logprobs)
+            if logprobs == nil, try c.decodeInteger(forKey: .topLogprobs) as Int? != nil {
                 throw APIError.invalidValue(param: "top_logprobs", message: "top_logprobs requires logprobs: true")
             }
         }

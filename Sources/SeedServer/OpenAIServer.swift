@@ -18,6 +18,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 4 << 20
     /// Other names clients may use for the model.
     public var modelAliases: [String] = []
+    /// After this long without a write, a streamed response sends an SSE comment (`: keep-alive`), so that a client
+    /// that left during a long prompt or a wait for a slot is noticed (the write fails) and its requests cancelled.
+    public var streamHeartbeat: Duration = .seconds(1)
 
     public init() {}
 }
@@ -203,40 +206,101 @@ public final class OpenAIServer: Sendable {
         metrics.timeToFirstToken.record(summary.timeToFirstToken)
     }
 
-    /// Streams every choice's events, merged, to `write`; choices are numbered as in ``submitChoices``.
-    private func streamEvents(
-        _ streams: [AsyncThrowingStream<CompletionEvent, any Error>],
-        write: @Sendable (Int, CompletionEvent) async throws -> Void
+    /// What a streamed response waits for: an engine event of one choice, the end of a choice's stream, or a
+    /// heartbeat tick.
+    private enum StreamItem: Sendable {
+        case event(choice: Int, CompletionEvent)
+        case end(choice: Int, (any Error)?)
+        case tick
+    }
+
+    /// Writes the choices of one request as server-sent events and ends the response.
+    ///
+    /// In order: each engine delta through `delta` (nil skips it) and each choice's end through `finish`, as they
+    /// come; a `: keep-alive` comment after ``ServerConfiguration/streamHeartbeat`` of silence; the usage chunk
+    /// (`usage`) when `includeUsage`; an `error` event if the engine fails mid-stream; then `data: [DONE]`. When a
+    /// write fails (the client went away) it stops at once, which cancels every choice's engine request.
+    ///
+    /// - Parameters:
+    ///   - streams: one engine stream per choice; choice `i` is `streams[i]`.
+    ///   - promptTokens: prompt tokens over all choices, for the usage chunk.
+    private func writeEvents(
+        _ streams: [AsyncThrowingStream<CompletionEvent, any Error>], to writer: inout any ResponseBodyWriter,
+        promptTokens: Int, includeUsage: Bool,
+        delta: (_ choice: Int, _ text: String, _ logprobs: [TokenLogprobs]) -> ByteBuffer?,
+        finish: (_ choice: Int, _ reason: FinishReason) -> ByteBuffer,
+        usage: (Usage) -> ByteBuffer
     ) async throws {
-        let (merged, sink) = AsyncStream<(Int, Result<CompletionEvent, any Error>)>.makeStream()
+        let heartbeat = configuration.streamHeartbeat
+        let clock = ContinuousClock()
+        var lastWrite = clock.now
+        func send(_ buffer: ByteBuffer, _ writer: inout any ResponseBodyWriter) async throws(WriteFailure) {
+            do {
+                try await writer.write(buffer)
+            } catch {
+                throw WriteFailure()
+            }
+            lastWrite = clock.now
+        }
+        let (merged, sink) = AsyncStream<StreamItem>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, stream) in streams.enumerated() {
+            for (choice, stream) in streams.enumerated() {
                 group.addTask {
                     do {
-                        for try await event in stream { sink.yield((index, .success(event))) }
+                        for try await event in stream { sink.yield(.event(choice: choice, event)) }
+                        sink.yield(.end(choice: choice, nil))
                     } catch {
-                        sink.yield((index, .failure(error)))
+                        sink.yield(.end(choice: choice, error))
                     }
                 }
             }
-            var open = streams.count
-            var last: [Int: ContinuousClock.Instant] = [:]
-            for await (index, result) in merged {
-                let event = try result.get()
-                if case .delta = event {
-                    let now = ContinuousClock.now
-                    if let previous = last[index] { metrics.interTokenLatency.record((now - previous).seconds) }
-                    last[index] = now
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: heartbeat / 2)
+                    sink.yield(.tick)
                 }
-                try await write(index, event)
-                if case .finished = event {
-                    open -= 1
+            }
+            var open = streams.count
+            var completion = 0
+            var cached = 0
+            var lastToken = [ContinuousClock.Instant?](repeating: nil, count: streams.count)
+            do {
+                for await item in merged {
+                    switch item {
+                    case .tick:
+                        if clock.now - lastWrite >= heartbeat {
+                            try await send(ByteBuffer(string: ": keep-alive\n\n"), &writer)
+                        }
+                    case .event(let choice, .delta(let text, let logprobs)):
+                        let now = clock.now
+                        if let previous = lastToken[choice] {
+                            metrics.interTokenLatency.record((now - previous).seconds)
+                        }
+                        lastToken[choice] = now
+                        if let chunk = delta(choice, text, logprobs) { try await send(chunk, &writer) }
+                    case .event(let choice, .finished(let summary)):
+                        record(summary)
+                        completion += summary.completionTokens
+                        cached = max(cached, summary.cachedPromptTokens)
+                        try await send(finish(choice, summary.finishReason), &writer)
+                    case .end(_, let error?):
+                        throw error
+                    case .end:
+                        open -= 1
+                    }
                     if open == 0 { break }
                 }
+                if includeUsage {
+                    try await send(usage(Usage(prompt: promptTokens, completion: completion, cached: cached)), &writer)
+                }
+            } catch let error where !(error is WriteFailure) {
+                try await send(Self.streamError(error), &writer)
             }
             sink.finish()
             group.cancelAll()
         }
+        try await send(ByteBuffer(string: "data: [DONE]\n\n"), &writer)
+        try await writer.finish(nil)
     }
 
     private static func sse(_ data: Data) -> ByteBuffer {
@@ -316,50 +380,29 @@ public final class OpenAIServer: Sendable {
         }
 
         let includeUsage = sampling.includeUsage
-        let choiceCount = streams.count
         return Self.streamingResponse { [self] writer in
-            @Sendable func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil) -> ByteBuffer {
+            func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil) -> ByteBuffer {
                 Self.sse(
                     encodeJSON(
                         ChatCompletionChunk(id: id, created: created, model: model, choices: choices, usage: usage)))
             }
-            for index in 0..<choiceCount {
+            for index in streams.indices {
                 try await writer.write(
                     chunk([ChatChunkChoice(index: index, delta: ChatDelta(role: "assistant", content: ""))]))
             }
-            let totals = Totals()
-            let writerBox = WriterBox(writer)
-            do {
-                try await streamEvents(streams) { index, event in
-                    switch event {
-                    case .delta(let text, let logprobs):
-                        try await writerBox.write(
-                            chunk([
-                                ChatChunkChoice(
-                                    index: index, delta: ChatDelta(content: text),
-                                    logprobs: wantsLogprobs ? ChatLogprobs(logprobs) : nil)
-                            ]))
-                    case .finished(let summary):
-                        self.record(summary)
-                        totals.add(summary)
-                        try await writerBox.write(
-                            chunk([
-                                ChatChunkChoice(
-                                    index: index, delta: ChatDelta(), finish_reason: summary.finishReason.rawValue)
-                            ]))
-                    }
-                }
-                if includeUsage {
-                    let (completion, cached) = totals.values
-                    try await writerBox.write(
-                        chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
-                }
-            } catch let error where !(error is WriteFailure) {
-                try await writerBox.write(Self.streamError(error))
-            }
-            try await writerBox.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            writer = writerBox.writer
-            try await writer.finish(nil)
+            try await writeEvents(
+                streams, to: &writer, promptTokens: promptTokens, includeUsage: includeUsage,
+                delta: { index, text, logprobs in
+                    chunk([
+                        ChatChunkChoice(
+                            index: index, delta: ChatDelta(content: text),
+                            logprobs: wantsLogprobs ? ChatLogprobs(logprobs) : nil)
+                    ])
+                },
+                finish: { index, reason in
+                    chunk([ChatChunkChoice(index: index, delta: ChatDelta(), finish_reason: reason.rawValue)])
+                },
+                usage: { chunk([], usage: $0) })
         }
     }
 
@@ -382,10 +425,13 @@ public final class OpenAIServer: Sendable {
             guard !batches.isEmpty else {
                 throw APIError.invalidValue(param: "prompt", message: "prompt must not be empty")
             }
-            prompts = batches
-            promptTexts = batches.map { ids in
-                (try? tokenizer.decodeString(ids.filter { $0 >= 0 && $0 < tokenizer.vocabularySize })) ?? ""
+            let vocabulary = tokenizer.vocabularySize
+            if let bad = batches.joined().first(where: { $0 < 0 || $0 >= vocabulary }) {
+                throw APIError.invalidValue(
+                    param: "prompt", message: "token id \(bad) is outside the vocabulary (0..<\(vocabulary))")
             }
+            prompts = batches
+            promptTexts = batches.map { ids in (try? tokenizer.decodeString(ids)) ?? "" }
         }
         let sampling = request.sampling
         let (streams, promptTokens) = try submitChoices(prompts: prompts, sampling: sampling)
@@ -428,51 +474,33 @@ public final class OpenAIServer: Sendable {
 
         let includeUsage = sampling.includeUsage
         return Self.streamingResponse { [self] writer in
-            @Sendable func chunk(_ choices: [TextChoice], usage: Usage? = nil) -> ByteBuffer {
+            func chunk(_ choices: [TextChoice], usage: Usage? = nil) -> ByteBuffer {
                 Self.sse(
                     encodeJSON(
                         TextCompletionResponse(id: id, created: created, model: model, choices: choices, usage: usage))
                 )
             }
-            let writerBox = WriterBox(writer)
             if echo {
-                for index in 0..<streams.count {
-                    try await writerBox.write(chunk([TextChoice(text: promptTexts[index / n], index: index)]))
+                for index in streams.indices {
+                    try await writer.write(chunk([TextChoice(text: promptTexts[index / n], index: index)]))
                 }
             }
-            let totals = Totals()
-            let offsets = OffsetBox(count: streams.count, initial: { echo ? promptTexts[$0 / n].utf8.count : 0 })
-            do {
-                try await streamEvents(streams) { index, event in
-                    switch event {
-                    case .delta(let text, let logprobs):
-                        var table: CompletionLogprobs?
-                        if wantsLogprobs {
-                            var t = CompletionLogprobs()
-                            var offset = offsets.get(index)
-                            t.append(logprobs, offset: &offset)
-                            offsets.set(index, offset)
-                            table = t
-                        }
-                        try await writerBox.write(chunk([TextChoice(text: text, index: index, logprobs: table)]))
-                    case .finished(let summary):
-                        self.record(summary)
-                        totals.add(summary)
-                        try await writerBox.write(
-                            chunk([TextChoice(text: "", index: index, finish_reason: summary.finishReason.rawValue)]))
+            // Text offsets of the log-probabilities, per choice (after the echoed prompt).
+            var offsets = streams.indices.map { echo ? promptTexts[$0 / n].utf8.count : 0 }
+            try await writeEvents(
+                streams, to: &writer, promptTokens: promptTokens, includeUsage: includeUsage,
+                delta: { index, text, logprobs in
+                    var table: CompletionLogprobs?
+                    if wantsLogprobs {
+                        var entries = CompletionLogprobs()
+                        entries.append(logprobs, offset: &offsets[index])
+                        table = entries
                     }
-                }
-                if includeUsage {
-                    let (completion, cached) = totals.values
-                    try await writerBox.write(
-                        chunk([], usage: Usage(prompt: promptTokens, completion: completion, cached: cached)))
-                }
-            } catch let error where !(error is WriteFailure) {
-                try await writerBox.write(Self.streamError(error))
-            }
-            try await writerBox.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            writer = writerBox.writer
-            try await writer.finish(nil)
+                    return chunk([TextChoice(text: text, index: index, logprobs: table)])
+                },
+                finish: { index, reason in chunk([TextChoice(text: "", index: index, finish_reason: reason.rawValue)])
+                },
+                usage: { chunk([], usage: $0) })
         }
     }
 
@@ -564,42 +592,6 @@ public final class OpenAIServer: Sendable {
 
 /// Thrown when writing to the client fails (it went away): the stream stops without an error event.
 struct WriteFailure: Error {}
-
-/// Holds the response writer so the merged-stream callback can write through it.
-final class WriterBox: @unchecked Sendable {
-    // @unchecked Sendable: used by one task at a time (the response body's task and the callbacks it awaits).
-    var writer: any ResponseBodyWriter
-    init(_ writer: any ResponseBodyWriter) { self.writer = writer }
-
-    func write(_ buffer: ByteBuffer) async throws {
-        do {
-            try await writer.write(buffer)
-        } catch {
-            throw WriteFailure()
-        }
-    }
-}
-
-/// Completion-token totals over the choices of a streamed response.
-final class Totals: @unchecked Sendable {
-    // @unchecked Sendable: updated only from the response body's task.
-    private var completion = 0
-    private var cached = 0
-    func add(_ summary: CompletionSummary) {
-        completion += summary.completionTokens
-        cached = max(cached, summary.cachedPromptTokens)
-    }
-    var values: (Int, Int) { (completion, cached) }
-}
-
-/// Per-choice text offsets for streamed completions log-probabilities.
-final class OffsetBox: @unchecked Sendable {
-    // @unchecked Sendable: updated only from the response body's task.
-    private var offsets: [Int]
-    init(count: Int, initial: (Int) -> Int) { offsets = (0..<count).map(initial) }
-    func get(_ index: Int) -> Int { offsets[index] }
-    func set(_ index: Int, _ value: Int) { offsets[index] = value }
-}
 
 // MARK: Middleware
 

@@ -41,12 +41,14 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
     static let setups: [TestingSetup] = [.router, .live]
 
     func makeServer(
-        _ service: FakeCompletionService, apiKey: String? = nil, maxBody: Int = 1 << 20
+        _ service: FakeCompletionService, apiKey: String? = nil, maxBody: Int = 1 << 20,
+        heartbeat: Duration = .seconds(1)
     ) -> OpenAIServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.apiKey = apiKey
         configuration.maxBodyBytes = maxBody
+        configuration.streamHeartbeat = heartbeat
         return OpenAIServer(service: service, configuration: configuration)
     }
 
@@ -193,7 +195,10 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 "messages[0].role"
             ),
             ("/v1/chat/completions", #"{"messages":[{"content":"x"}]}"#, .badRequest, "messages[0].role"),
-            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":5}]}"#, .badRequest, "messages.content"),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":5}]}"#, .badRequest,
+                "messages[0].content"
+            ),
             (
                 "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"temperature":3}"#, .badRequest,
                 "temperature"
@@ -237,6 +242,88 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 #"{"messages":[{"role":"user","content":"\#(String(repeating: "word ", count: 80))"}]}"#, .badRequest,
                 "messages"
             ),
+            // Huge numbers, negative values, wrong types.
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":1e309}"#,
+                .badRequest, nil
+            ),
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":"x"}],"max_tokens":1180591620717411303424}"#,
+                .badRequest, "max_tokens"
+            ),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, .badRequest,
+                "max_tokens"
+            ),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":2.5}"#, .badRequest,
+                "max_tokens"
+            ),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"n":-3}"#, .badRequest, "n"),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"n":1e30}"#, .badRequest, "n"),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"temperature":-1}"#, .badRequest,
+                "temperature"
+            ),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"top_k":-1}"#, .badRequest, "top_k"),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"presence_penalty":-2.5}"#,
+                .badRequest, "presence_penalty"
+            ),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"seed":1e30}"#, .badRequest, "seed"),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, .badRequest,
+                "stream"
+            ),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"stop":5}"#, .badRequest, "stop"),
+            ("/v1/chat/completions", #"{"messages":[1]}"#, .badRequest, "messages[0]"),
+            ("/v1/chat/completions", #"{"messages":[{"role":7,"content":"x"}]}"#, .badRequest, "messages[0].role"),
+            ("/v1/chat/completions", #"{"messages":[{"role":"","content":"x"}]}"#, .badRequest, "messages[0].role"),
+            ("/v1/chat/completions", "null", .badRequest, nil),
+            ("/v1/chat/completions", "", .badRequest, nil),
+            // Features Seed does not implement: a 400 naming the field, never a silent ignore.
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+                .badRequest, "tools"
+            ),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#,
+                .badRequest, "tool_choice"
+            ),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]}"#,
+                .badRequest, "functions"
+            ),
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#, .badRequest,
+                "response_format"
+            ),
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{}}}"#,
+                .badRequest, "response_format"
+            ),
+            (
+                "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-100}}"#,
+                .badRequest, "logit_bias"
+            ),
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]}"#,
+                .badRequest, "messages[0].content"
+            ),
+            (
+                "/v1/chat/completions",
+                #"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#,
+                .badRequest, "messages[1].content"
+            ),
+            ("/v1/completions", #"{"prompt":"x","suffix":"y"}"#, .badRequest, "suffix"),
+            ("/v1/completions", #"{"prompt":"x","logit_bias":{"1":5}}"#, .badRequest, "logit_bias"),
+            ("/v1/completions", #"{"prompt":"x","max_tokens":-4}"#, .badRequest, "max_tokens"),
+            ("/v1/completions", #"{"prompt":[-1,5]}"#, .badRequest, "prompt"),
             ("/v1/completions", #"{"max_tokens":3}"#, .badRequest, "prompt"),
             ("/v1/completions", #"{"prompt":{"a":1}}"#, .badRequest, "prompt"),
             ("/v1/completions", #"{"prompt":""}"#, .badRequest, "prompt"),
@@ -311,6 +398,74 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 let info = try errorInfo(response.body)
                 #expect(info.type == "server_overloaded")
             }
+        }
+    }
+
+    /// The values of unsupported fields that mean "off" are accepted, as OpenAI's SDKs send some of them.
+    @Test func unsupportedFieldsSetToOffAreAccepted() async throws {
+        let service = try FakeCompletionService()
+        try await makeServer(service).makeApplication().test(.router) { client in
+            let chat =
+                #"{"messages":[{"role":"user","content":"x"}],"max_tokens":2,"tools":[],"tool_choice":"none","#
+                + #""functions":null,"response_format":{"type":"text"},"logit_bias":{}}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: json(chat)) {
+                #expect($0.status == .ok, "\(String(buffer: $0.body))")
+            }
+            let text = #"{"prompt":"x","max_tokens":2,"suffix":"","logit_bias":null}"#
+            try await client.execute(uri: "/v1/completions", method: .post, body: json(text)) {
+                #expect($0.status == .ok, "\(String(buffer: $0.body))")
+            }
+        }
+        #expect(service.submitted.withLock { $0.count } == 2)
+    }
+
+    /// While the engine is silent (a long prompt, a wait for a slot), a streamed response sends `: keep-alive`
+    /// comments; the events around them are unchanged.
+    @Test func silentStreamsSendKeepAliveComments() async throws {
+        let service = try FakeCompletionService(tokenDelay: .milliseconds(700))
+        try await makeServer(service, heartbeat: .milliseconds(200)).makeApplication().test(.live) { client in
+            let body = #"{"messages":[{"role":"user","content":"x"}],"max_tokens":2,"stream":true}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: json(body)) { response in
+                #expect(response.status == .ok)
+                let text = String(buffer: response.body)
+                #expect(text.components(separatedBy: ": keep-alive\n\n").count >= 3, "\(text)")
+                let payloads = events(response.body)
+                #expect(payloads.last == "[DONE]")
+                var content = ""
+                for payload in payloads.dropLast() {
+                    for choice in try object(ByteBuffer(string: payload))["choices"] as? [[String: Any]] ?? [] {
+                        content += (choice["delta"] as? [String: Any])?["content"] as? String ?? ""
+                    }
+                }
+                #expect(content == "one two")
+            }
+        }
+    }
+
+    /// A client that leaves before its first token (here the engine takes a minute to produce one) is noticed by the
+    /// keep-alive write, and its request is cancelled within seconds.
+    @Test func aClientThatLeavesBeforeItsFirstTokenIsCancelled() async throws {
+        let service = try FakeCompletionService(tokenDelay: .seconds(60))
+        try await makeServer(service, heartbeat: .milliseconds(200)).makeApplication().test(.live) { client in
+            let port = try #require(client.port)
+            let body = Array(#"{"messages":[{"role":"user","content":"x"}],"max_tokens":5,"stream":true}"#.utf8)
+            let opened = await RawHTTPClient.runOnThreads(1) { _ -> String? in
+                do {
+                    let connection = try RawHTTPConnection(port: port, timeout: .seconds(20))
+                    try connection.send(method: "POST", path: "/v1/chat/completions", body: body)
+                    let response = try connection.read { !$0.dataEvents.isEmpty }
+                    connection.close()
+                    return response.status == 200 ? nil : "status \(response.status)"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(opened == [nil])
+            let deadline = ContinuousClock.now + .seconds(10)
+            while service.cancellations.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(service.cancellations.load(ordering: .relaxed) == 1)
         }
     }
 

@@ -112,33 +112,20 @@ import Testing
             let port = try #require(client.port)
             let body =
                 #"{"messages":[{"role":"user","content":"Tell me a long story."}],"max_tokens":2000,"ignore_eos":true,"stream":true}"#
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            try #require(fd >= 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
+            // Read until a few content chunks have arrived, then hang up (on a thread: the socket calls block).
+            let received = await RawHTTPClient.runOnThreads(1) { _ -> (Int, Int, Int)? in
+                guard let connection = try? RawHTTPConnection(port: port, timeout: .seconds(60)),
+                    (try? connection.send(method: "POST", path: "/v1/chat/completions", body: Array(body.utf8))) != nil,
+                    let response = try? connection.read(until: { $0.dataEvents.count >= 5 })
+                else { return nil }
+                let running = engine.statistics().runningSequences
+                connection.close()
+                return (response.status, response.dataEvents.count, running)
             }
-            try #require(connected == 0)
-            let request =
-                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
-            _ = request.withCString { send(fd, $0, strlen($0), 0) }
-            // Read until a few content chunks have arrived, then hang up.
-            var received = ""
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while received.components(separatedBy: "\"content\"").count < 5 {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                received += String(decoding: buffer[0..<n], as: UTF8.self)
-            }
-            #expect(received.hasPrefix("HTTP/1.1 200"))
-            #expect(engine.statistics().runningSequences == 1)
-            close(fd)
+            let (status, count, runningBeforeClose) = try #require(received[0])
+            #expect(status == 200)
+            #expect(count >= 5)
+            #expect(runningBeforeClose == 1)
             var stats = engine.statistics()
             for _ in 0..<300 where stats.runningSequences > 0 || stats.kvBlocksUsed > 0 {
                 try await Task.sleep(for: .milliseconds(10))

@@ -49,6 +49,18 @@ try:
     raise AssertionError("expected a 400")
 except openai.BadRequestError as error:
     assert error.status_code == 400 and "temperature" in str(error), error
+try:
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+                                   response_format={"type": "json_object"})
+    raise AssertionError("expected a 400 for JSON mode")
+except openai.BadRequestError as error:
+    assert error.status_code == 400 and error.param == "response_format", error
+try:
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], tools=[
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
+    raise AssertionError("expected a 400 for tools")
+except openai.BadRequestError as error:
+    assert error.status_code == 400 and error.param == "tools", error
 
-print(f"openai SDK {openai.__version__}: models, chat, streaming chat, completions, 404 and 400 all behave")
+print(f"openai SDK {openai.__version__}: models, chat, streaming chat, completions, 404 and 400s (bad value, JSON mode, tools) all behave")
 print(f"chat answer: {text!r}")
