@@ -94,6 +94,9 @@ public final class GradientSynchronizer {
     public let shardGradients: UnsafeMutablePointer<Float>
     /// Seconds spent blocked waiting for buckets in the last step.
     public private(set) var waitSeconds = 0.0
+    /// Buckets of the last step whose collective started during the backward pass (before ``finish()``): all of
+    /// them when every parameter is on the tape, which is what makes communication overlap computation.
+    public private(set) var bucketsStartedDuringBackward = 0
 
     private let parameters: ParameterStore<Float>
     private let bucketOfParameter: [Int]
@@ -167,6 +170,7 @@ public final class GradientSynchronizer {
     ///
     /// - Throws: the first ``DistributedError`` (a timeout names the collective and this rank).
     public func finish() throws(DistributedError) {
+        bucketsStartedDuringBackward = nextBucket
         while nextBucket < layout.buckets.count {
             start(bucket: nextBucket)
             nextBucket += 1

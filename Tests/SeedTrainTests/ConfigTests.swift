@@ -164,6 +164,29 @@ private let minimalTOML = """
         #expect(config.eval == .init(interval: 100, batches: 10))
         #expect(config.output.logInterval == 10)
         #expect(config.data.verifyChecksums)
+        #expect(config.distributed == .init(zero1: false, bucketMB: 4, timeout: 300))
+        #expect(config.distributed.bucketElements == 1 << 20)
+    }
+
+    @Test func distributedSectionIsReadAndChecked() throws {
+        let overrides = try ["distributed.zero1=true", "distributed.bucket_mb=0.5", "distributed.timeout=7"].map {
+            text throws(TrainingConfigurationError) in try TrainingConfiguration.Override(parsing: text)
+        }
+        let config = try TrainingConfiguration.decode(minimalTOML, format: .toml, overrides: overrides)
+        #expect(config.distributed == .init(zero1: true, bucketMB: 0.5, timeout: 7))
+        var bad = config
+        bad.distributed.bucketMB = 0
+        bad.distributed.timeout = -1
+        #expect(
+            throws: TrainingConfigurationError.invalidValues([
+                "distributed.bucket_mb must be in (0, 1024], got 0.0",
+                "distributed.timeout must be a positive number of seconds, got -1.0",
+            ])
+        ) { try bad.validate() }
+        #expect(
+            throws: TrainingConfigurationError.badOverride(
+                "distributed.zero2=true", reason: "unknown configuration key 'distributed.zero2'")
+        ) { try TrainingConfiguration.Override(parsing: "distributed.zero2=true") }
     }
 
     @Test func codableRoundTripUsesSnakeCase() throws {

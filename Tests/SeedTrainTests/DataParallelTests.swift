@@ -97,6 +97,7 @@ struct DataParallelTests {
             var gradients: [Float]
             var norm: Double
             var values: [Float]
+            var overlapped = 0
         }
         let results = try LocalCollectiveGroup.run(worldSize: 2, timeout: .seconds(30)) { collective in
             let decay: (Parameter<Float>) -> Bool = { !$0.name.hasSuffix("norm.weight") }
@@ -110,6 +111,7 @@ struct DataParallelTests {
             let slice = Array(tokens[(collective.rank * half)..<((collective.rank + 1) * half)])
             var loss = try model.lossAndGradients(tokens: slice, batchSize: 2, normalizer: normalizer)
             try synchronizer.finish()
+            let overlapped = synchronizer.bucketsStartedDuringBackward
             try withUnsafeMutablePointer(to: &loss) { try collective.allReduce(.init(start: $0, count: 1)) }
             if zero1 {
                 let norm = try synchronizer.shardGradientNorm()
@@ -120,19 +122,25 @@ struct DataParallelTests {
                     UnsafeBufferPointer(start: synchronizer.shardGradients, count: synchronizer.shardCount))
                 sharded.step(learningRate: 0.01, shardGradients: synchronizer.shardGradients)
                 try synchronizer.gatherParameters()
-                return RankResult(loss: loss, gradients: shard, norm: norm, values: Array(model.parameters.flatValues))
+                return RankResult(
+                    loss: loss, gradients: shard, norm: norm, values: Array(model.parameters.flatValues),
+                    overlapped: overlapped)
             }
             let norm = gradientNorm(model.parameters, pool: model.pool)
             let gradients = Array(model.parameters.flatGradients)
             let optimizer = try AdamW<Float>(
                 parameters: model.parameters, configuration: configuration, pool: model.pool, decay: decay)
             optimizer.step(learningRate: 0.01)
-            return RankResult(loss: loss, gradients: gradients, norm: norm, values: Array(model.parameters.flatValues))
+            return RankResult(
+                loss: loss, gradients: gradients, norm: norm, values: Array(model.parameters.flatValues),
+                overlapped: overlapped)
         }.map { try $0.get() }
 
         let layout = GradientBucketLayout(parameters: single.parameters, bucketElements: 300)
         #expect(layout.buckets.count > 3, "the test needs several buckets")
         for (rank, result) in results.enumerated() {
+            // Every bucket started while backward still ran (the embedding's, last, as it finished).
+            #expect(result.overlapped == layout.buckets.count)
             #expect(abs(result.loss - wholeLoss) <= 1e-6 * abs(wholeLoss))
             #expect(abs(result.norm - referenceNorm) <= 1e-5 * referenceNorm)
             if zero1 {
