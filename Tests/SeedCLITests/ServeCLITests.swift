@@ -8,7 +8,8 @@ import Testing
 
 /// A `seed serve` subprocess started with `--port 0`: its address is read from the line it prints, and it is
 /// stopped by its PID.
-final class ServeProcess {
+final class ServeProcess: @unchecked Sendable {
+    // @unchecked Sendable: set up in init, then only read (Process is thread-safe for these calls).
     let process = Process()
     let port: Int
     private let errorLog: String
@@ -75,19 +76,29 @@ final class ServeProcess {
     }
 }
 
+/// Runs blocking work (process pipes, waits) on its own thread, so that the cooperative pool, which the rest of the
+/// test run shares (two threads on a two-core machine), is never held by it.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
 
-@Suite struct ServeCLITests {
+@Suite(.serialized) struct ServeCLITests {
     /// `seed serve --port 0` prints the port it bound, answers a completion and a bad request, and exits 0 on SIGTERM.
     @Test(.timeLimit(.minutes(3)))
     func servePrintsItsPortAnswersAndStopsCleanlyOnSIGTERM() async throws {
-        let server = try ServeProcess([
-            "--model", try TestPaths.smolLM2(), "--port", "0", "--threads", "1", "--parallel", "2",
-            "--kv-cache-tokens", "1024",
-        ])
+        let model = try TestPaths.smolLM2()
+        let server = try await offPool {
+            try ServeProcess([
+                "--model", model, "--port", "0", "--threads", "1", "--parallel", "2", "--kv-cache-tokens", "1024",
+            ])
+        }
         let health = try await server.request("/health")
         #expect(health.status == 200)
         let models = try await server.request("/v1/models")
@@ -104,7 +115,7 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(bad.status == 400)
         #expect(bad.body.contains(#""error":{"#), "\(bad.body)")
 
-        let status = server.terminate()
+        let status = try await offPool { server.terminate() }
         #expect(status == 0, "\(server.stderr)")
         let log = server.stderr
         #expect(log.contains("POST /v1/chat/completions 200"), "\(log)")
@@ -112,7 +123,7 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(!log.contains("Fatal error"))
     }
 
-    @Test func serveRejectsBadFlagsClearly() throws {
+    @Test func serveRejectsBadFlagsClearly() async throws {
         for (arguments, mention) in [
             (["--port", "70000"], "--port"), (["--parallel", "0"], "--parallel"),
             (["--max-body-bytes", "5"], "--max-body-bytes"), (["--max-waiting", "-1"], "--max-waiting"),
@@ -120,7 +131,7 @@ struct TestFailure: Error, CustomStringConvertible {
             (["--port", "many"], "--port"),
             (["--model", "/nonexistent/model.gguf", "--port", "0"], "/nonexistent/model.gguf"),
         ] {
-            let r = try SeedProcess.run(["serve"] + arguments)
+            let r = try await offPool { try SeedProcess.run(["serve"] + arguments) }
             #expect(r.status != 0, "\(arguments)")
             #expect(r.stderr.contains(mention), "\(arguments): \(r.stderr)")
             #expect(!r.stderr.contains("Fatal error"))
