@@ -12,7 +12,16 @@ scripts/slurm-local.sh up
 eval "$(scripts/slurm-local.sh env)"
 swift build --build-tests
 scripts/check-kernel-objects.sh .build/debug
-swift test --skip-build "$@"
+if [ $# -eq 0 ]; then
+    # The launch suites start mpirun, srun and whole training runs and wait for them for minutes from the shared
+    # task threads; on a 2-core machine that would starve the over-socket server tests running beside them, so
+    # they run on their own afterwards.
+    launch_suites='DistributedTrainCLITests|MPILaunchTests|SlurmLaunchTests'
+    swift test --skip-build --skip "$launch_suites"
+    swift test --skip-build --filter "$launch_suites"
+else
+    swift test --skip-build "$@"
+fi
 # The official openai SDK against a real `seed serve` (skipped only when a test filter was given).
 if [ $# -eq 0 ]; then
     scripts/test-openai-sdk.sh .build/debug/seed
