@@ -56,83 +56,117 @@ static inline __m256i dot_u8_s8(__m256i a, __m256i b) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
 }
 
-// Q4: the dot product of blocks k and k + 1 (`nibbles`: their 16 bytes each) with low/high activation halves:
-// lanes 0..<4 belong to block k, 4..<8 to block k + 1.
-static inline __m256i q4_pair_dot(__m256i nibbles, __m256i xl, __m256i xh) {
+// One row of a Q4 matrix, Q4_1 (`{f16 d, f16 m, u8 qs[16]}`, 20 bytes) or Q4_0 (`{f16 d, u8 qs[16]}`, 18 bytes,
+// m = -8 d), against `T` activation vectors (token t: bytes at `xq + t · 32 · blocks`, scales at `xs + t · blocks`):
+// Σ over blocks of d·sx·Σ q·qx + m·Σx̂, two blocks per step, written to `y[t · y_stride]`. The weights are unpacked
+// once for all tokens; each token's arithmetic is the same whatever `T` is (the gemv is T = 1).
+static inline __attribute__((always_inline)) void q4_row(const uint8_t *row, int64_t blocks, const int8_t *xq,
+                                                         const seed_q8_block *xs, int T, float *y, int64_t y_stride,
+                                                         int block_bytes, int nibbles, int has_min) {
     const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(nibbles, mask);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), mask);
-    // Each 16-bit pair sum is at most 2 × 15 × 127, so two of them still fit before widening.
-    __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
-    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
-}
-
-static inline int32_t q4_block_dot(const uint8_t *nibbles, const int8_t *x) {
-    __m128i q = _mm_loadu_si128((const __m128i *)nibbles);
-    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-    return sum_i32x8(dot_u8_s8(v, _mm256_loadu_si256((const __m256i *)x)));
-}
-
-// One row of a Q4 matrix: Q4_1 (`{f16 d, f16 m, u8 qs[16]}`, 20 bytes) or Q4_0 (`{f16 d, u8 qs[16]}`, 18 bytes,
-// m = -8 d). Σ over blocks of d·sx·Σ q·qx + m·Σx̂, two blocks per step.
-static inline __attribute__((always_inline)) float q4_row(const uint8_t *row, int64_t blocks, const int8_t *xq,
-                                                          const seed_q8_block *xs, int block_bytes, int nibbles,
-                                                          int has_min) {
-    __m256 acc = _mm256_setzero_ps();
-    float offset = 0;
+    const int64_t x_stride = 32 * blocks;
+    __m256 acc[4];
+    float offset[4];
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm256_setzero_ps();
+        offset[t] = 0;
+    }
     int64_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *p = row + block_bytes * b;
-        __m256i s = q4_pair_dot(load_2x16(p + nibbles, block_bytes), _mm256_loadu_si256((const __m256i *)(xq + 32 * b)),
-                                _mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)));
+        __m256i n = load_2x16(p + nibbles, block_bytes);
+        __m256i lo = _mm256_and_si256(n, mask), hi = _mm256_and_si256(_mm256_srli_epi16(n, 4), mask);
         float d0 = _cvtsh_ss(seed_load_u16(p)), d1 = _cvtsh_ss(seed_load_u16(p + block_bytes));
         float m0 = has_min ? _cvtsh_ss(seed_load_u16(p + 2)) : -8 * d0;
         float m1 = has_min ? _cvtsh_ss(seed_load_u16(p + block_bytes + 2)) : -8 * d1;
-        __m256 scale = _mm256_set_m128(_mm_set1_ps(d1 * xs[b + 1].scale), _mm_set1_ps(d0 * xs[b].scale));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
-        offset += m0 * xs[b].sum + m1 * xs[b + 1].sum;
+        for (int t = 0; t < T; t++) {
+            const int8_t *x = xq + t * x_stride + 32 * b;
+            const seed_q8_block *s = xs + t * blocks + b;
+            // Each 16-bit pair sum is at most 2 × 15 × 127, so two of them still fit before widening.
+            __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)x)),
+                                           _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 32))));
+            __m256i dot = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));  // lanes 0..<4: block b, 4..<8: b + 1
+            __m256 scale = _mm256_set_m128(_mm_set1_ps(d1 * s[1].scale), _mm_set1_ps(d0 * s[0].scale));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[t]);
+            offset[t] += m0 * s[0].sum + m1 * s[1].sum;
+        }
     }
-    float total = sum_f32x8(acc) + offset;
+    float total[4];
+    for (int t = 0; t < T; t++) total[t] = sum_f32x8(acc[t]) + offset[t];
     if (b < blocks) {  // a last unpaired block, natural order
         const uint8_t *p = row + block_bytes * b;
         float d = _cvtsh_ss(seed_load_u16(p));
         float m = has_min ? _cvtsh_ss(seed_load_u16(p + 2)) : -8 * d;
-        total += d * xs[b].scale * (float)q4_block_dot(p + nibbles, xq + 32 * b) + m * xs[b].sum;
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + nibbles));
+        __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), mask);
+        for (int t = 0; t < T; t++) {
+            const seed_q8_block *s = xs + t * blocks + b;
+            int32_t dot = sum_i32x8(dot_u8_s8(v, _mm256_loadu_si256((const __m256i *)(xq + t * x_stride + 32 * b))));
+            total[t] += d * s->scale * (float)dot + m * s->sum;
+        }
     }
-    return total;
+    for (int t = 0; t < T; t++) y[t * y_stride] = total[t];
+}
+
+// One row of a Q8_0 matrix (`{f16 d, i8 qs[32]}`) against `T` activation vectors, as `q4_row`.
+static inline __attribute__((always_inline)) void q8_0_row(const uint8_t *row, int64_t blocks, const int8_t *xq,
+                                                           const seed_q8_block *xs, int T, float *y,
+                                                           int64_t y_stride) {
+    const int64_t paired = blocks / 2 * 2, x_stride = 32 * blocks;
+    __m256 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *p = row + 34 * b;
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i a = _mm256_abs_epi8(wv);
+        float d = _cvtsh_ss(seed_load_u16(p));
+        for (int t = 0; t < T; t++) {
+            const int8_t *xt = xq + t * x_stride;
+            __m256i x;
+            if (b < paired) {
+                const int8_t *g = xt + 64 * (b / 2) + 16 * (b % 2);
+                x = _mm256_loadu2_m128i((const __m128i *)(g + 32), (const __m128i *)g);
+            } else {
+                x = _mm256_loadu_si256((const __m256i *)(xt + 32 * b));
+            }
+            __m256i s = dot_u8_s8(a, _mm256_sign_epi8(x, wv));
+            __m256 scale = _mm256_set1_ps(d * xs[t * blocks + b].scale);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) y[t * y_stride] = sum_f32x8(acc[t]);
 }
 
 void seed_gemv_q4_1_q8_avx2(SEED_GEMV_ARGS) {
     for (int64_t r = row_begin; r < row_end; r++)
-        y[r] = q4_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs, 20, 4, 1);
+        q4_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs, 1, y + r, 0, 20, 4, 1);
 }
 
 void seed_gemv_q4_0_q8_avx2(SEED_GEMV_ARGS) {
     for (int64_t r = row_begin; r < row_end; r++)
-        y[r] = q4_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs, 18, 2, 0);
+        q4_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs, 1, y + r, 0, 18, 2, 0);
 }
 
 void seed_gemv_q8_0_q8_avx2(SEED_GEMV_ARGS) {
-    const int64_t paired = blocks / 2 * 2;
-    for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t b = 0; b < blocks; b++) {
-            const uint8_t *p = row + 34 * b;
-            __m256i x;
-            if (b < paired) {
-                const int8_t *g = xq + 64 * (b / 2) + 16 * (b % 2);
-                x = _mm256_loadu2_m128i((const __m128i *)(g + 32), (const __m128i *)g);
-            } else {
-                x = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
-            }
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
-            __m256i s = dot_u8_s8(_mm256_abs_epi8(wv), _mm256_sign_epi8(x, wv));
-            __m256 scale = _mm256_set1_ps(_cvtsh_ss(seed_load_u16(p)) * xs[b].scale);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
-        }
-        y[r] = sum_f32x8(acc);
-    }
+    for (int64_t r = row_begin; r < row_end; r++) q8_0_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs, 1, y + r, 0);
+}
+
+void seed_gemm_q4_1_q8_avx2(SEED_GEMM_ARGS) {
+#define CALL(T) q4_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride, 20, 4, 1)
+    SEED_GEMM_TOKEN_GROUPS(CALL)
+#undef CALL
+}
+
+void seed_gemm_q4_0_q8_avx2(SEED_GEMM_ARGS) {
+#define CALL(T) q4_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride, 18, 2, 0)
+    SEED_GEMM_TOKEN_GROUPS(CALL)
+#undef CALL
+}
+
+void seed_gemm_q8_0_q8_avx2(SEED_GEMM_ARGS) {
+#define CALL(T) q8_0_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride)
+    SEED_GEMM_TOKEN_GROUPS(CALL)
+#undef CALL
 }
 
 #pragma clang attribute pop

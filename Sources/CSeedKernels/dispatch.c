@@ -75,3 +75,15 @@ void seed_gemv_q4_0_q8(SEED_GEMV_ARGS) {
 void seed_gemv_q8_0_q8(SEED_GEMV_ARGS) {
     SEED_DISPATCH(seed_gemv_q8_0_q8, w, row_bytes, row_begin, row_end, blocks, xq, xs, y)
 }
+
+void seed_gemm_q4_1_q8(SEED_GEMM_ARGS) {
+    SEED_DISPATCH(seed_gemm_q4_1_q8, w, row_bytes, row_begin, row_end, blocks, tokens, xq, xs, y, y_stride)
+}
+
+void seed_gemm_q4_0_q8(SEED_GEMM_ARGS) {
+    SEED_DISPATCH(seed_gemm_q4_0_q8, w, row_bytes, row_begin, row_end, blocks, tokens, xq, xs, y, y_stride)
+}
+
+void seed_gemm_q8_0_q8(SEED_GEMM_ARGS) {
+    SEED_DISPATCH(seed_gemm_q8_0_q8, w, row_bytes, row_begin, row_end, blocks, tokens, xq, xs, y, y_stride)
+}

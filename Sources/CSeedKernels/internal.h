@@ -65,21 +65,49 @@ static inline int32_t seed_load_i32(const uint8_t *p) {
     const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, const int8_t *xq,       \
         const seed_q8_block *xs, float *y
 
+#define SEED_GEMM_ARGS                                                                                            \
+    const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, int64_t tokens,         \
+        const int8_t *xq, const seed_q8_block *xs, float *y, int64_t y_stride
+
+// The vector gemm kernels: for each row, tokens in groups of four (the row stays in L1 between groups), then one
+// group of the remaining 1 ... 3. `call(T)` handles tokens t ..< t + T of row `row` (T is a constant).
+#define SEED_GEMM_TOKEN_GROUPS(call)                                                                            \
+    for (int64_t r = row_begin; r < row_end; r++) {                                                              \
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;                                                 \
+        int64_t t = 0;                                                                                           \
+        for (; t + 4 <= tokens; t += 4) call(4);                                                                 \
+        switch (tokens - t) {                                                                                    \
+        case 3: call(3); break;                                                                                  \
+        case 2: call(2); break;                                                                                  \
+        case 1: call(1); break;                                                                                  \
+        default: break;                                                                                          \
+        }                                                                                                        \
+    }
+
 void seed_quantize_q8_scalar(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
 void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS);
 void seed_gemv_q4_0_q8_scalar(SEED_GEMV_ARGS);
 void seed_gemv_q8_0_q8_scalar(SEED_GEMV_ARGS);
+void seed_gemm_q4_1_q8_scalar(SEED_GEMM_ARGS);
+void seed_gemm_q4_0_q8_scalar(SEED_GEMM_ARGS);
+void seed_gemm_q8_0_q8_scalar(SEED_GEMM_ARGS);
 
 #if defined(__x86_64__)
 void seed_quantize_q8_avx2(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
 void seed_gemv_q4_1_q8_avx2(SEED_GEMV_ARGS);
 void seed_gemv_q4_0_q8_avx2(SEED_GEMV_ARGS);
 void seed_gemv_q8_0_q8_avx2(SEED_GEMV_ARGS);
+void seed_gemm_q4_1_q8_avx2(SEED_GEMM_ARGS);
+void seed_gemm_q4_0_q8_avx2(SEED_GEMM_ARGS);
+void seed_gemm_q8_0_q8_avx2(SEED_GEMM_ARGS);
 
 void seed_quantize_q8_avx512(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
 void seed_gemv_q4_1_q8_avx512(SEED_GEMV_ARGS);
 void seed_gemv_q4_0_q8_avx512(SEED_GEMV_ARGS);
 void seed_gemv_q8_0_q8_avx512(SEED_GEMV_ARGS);
+void seed_gemm_q4_1_q8_avx512(SEED_GEMM_ARGS);
+void seed_gemm_q4_0_q8_avx512(SEED_GEMM_ARGS);
+void seed_gemm_q8_0_q8_avx512(SEED_GEMM_ARGS);
 #endif
 
 #endif

@@ -29,57 +29,76 @@ static inline int32_t block_dot(const int8_t *xq, int64_t blocks, int64_t b, con
     return sum;
 }
 
-void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS) {
-    for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float acc = 0;
-        for (int64_t b = 0; b < blocks; b++) {
-            const uint8_t *block = row + 20 * b;
-            int32_t weights[32];
-            for (int j = 0; j < 16; j++) {
-                weights[j] = block[4 + j] & 15;
-                weights[j + 16] = block[4 + j] >> 4;
-            }
-            float d = seed_half_to_float(seed_load_u16(block));
-            float m = seed_half_to_float(seed_load_u16(block + 2));
-            acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights) + m * xs[b].sum;
+// One row against one activation vector; the gemv and the multi-token gemm both call these, so a token's result
+// does not depend on how many other tokens share the call.
+static float q4_1_row(const uint8_t *row, int64_t blocks, const int8_t *xq, const seed_q8_block *xs) {
+    float acc = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 20 * b;
+        int32_t weights[32];
+        for (int j = 0; j < 16; j++) {
+            weights[j] = block[4 + j] & 15;
+            weights[j + 16] = block[4 + j] >> 4;
         }
-        y[r] = acc;
+        float d = seed_half_to_float(seed_load_u16(block));
+        float m = seed_half_to_float(seed_load_u16(block + 2));
+        acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights) + m * xs[b].sum;
     }
+    return acc;
+}
+
+static float q4_0_row(const uint8_t *row, int64_t blocks, const int8_t *xq, const seed_q8_block *xs) {
+    float acc = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 18 * b;
+        int32_t weights[32];
+        for (int j = 0; j < 16; j++) {
+            weights[j] = block[2 + j] & 15;
+            weights[j + 16] = block[2 + j] >> 4;
+        }
+        float d = seed_half_to_float(seed_load_u16(block));
+        acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights) - 8 * d * xs[b].sum;
+    }
+    return acc;
+}
+
+static float q8_0_row(const uint8_t *row, int64_t blocks, const int8_t *xq, const seed_q8_block *xs) {
+    float acc = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 34 * b;
+        int32_t weights[32];
+        for (int j = 0; j < 32; j++) weights[j] = (int8_t)block[2 + j];
+        float d = seed_half_to_float(seed_load_u16(block));
+        acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights);
+    }
+    return acc;
+}
+
+void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS) {
+    for (int64_t r = row_begin; r < row_end; r++) y[r] = q4_1_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs);
 }
 
 void seed_gemv_q4_0_q8_scalar(SEED_GEMV_ARGS) {
-    for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float acc = 0;
-        for (int64_t b = 0; b < blocks; b++) {
-            const uint8_t *block = row + 18 * b;
-            int32_t weights[32];
-            for (int j = 0; j < 16; j++) {
-                weights[j] = block[2 + j] & 15;
-                weights[j + 16] = block[2 + j] >> 4;
-            }
-            float d = seed_half_to_float(seed_load_u16(block));
-            acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights) - 8 * d * xs[b].sum;
-        }
-        y[r] = acc;
-    }
+    for (int64_t r = row_begin; r < row_end; r++) y[r] = q4_0_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs);
 }
 
 void seed_gemv_q8_0_q8_scalar(SEED_GEMV_ARGS) {
-    for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float acc = 0;
-        for (int64_t b = 0; b < blocks; b++) {
-            const uint8_t *block = row + 34 * b;
-            int32_t weights[32];
-            for (int j = 0; j < 32; j++) weights[j] = (int8_t)block[2 + j];
-            float d = seed_half_to_float(seed_load_u16(block));
-            acc += d * xs[b].scale * (float)block_dot(xq, blocks, b, weights);
-        }
-        y[r] = acc;
-    }
+    for (int64_t r = row_begin; r < row_end; r++) y[r] = q8_0_row((const uint8_t *)w + r * row_bytes, blocks, xq, xs);
 }
+
+// Each row once, against every token's activations in turn (the row stays in cache between tokens).
+#define SEED_SCALAR_GEMM(row_function)                                                                          \
+    for (int64_t r = row_begin; r < row_end; r++) {                                                              \
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;                                                 \
+        for (int64_t t = 0; t < tokens; t++)                                                                     \
+            y[t * y_stride + r] = row_function(row, blocks, xq + t * 32 * blocks, xs + t * blocks);            \
+    }
+
+void seed_gemm_q4_1_q8_scalar(SEED_GEMM_ARGS) { SEED_SCALAR_GEMM(q4_1_row) }
+
+void seed_gemm_q4_0_q8_scalar(SEED_GEMM_ARGS) { SEED_SCALAR_GEMM(q4_0_row) }
+
+void seed_gemm_q8_0_q8_scalar(SEED_GEMM_ARGS) { SEED_SCALAR_GEMM(q8_0_row) }
 
 void seed_dequantize_q8(const int8_t *q, const seed_q8_block *scales, int64_t blocks, float *out) {
     for (int64_t b = 0; b < blocks; b++)

@@ -70,7 +70,9 @@ public struct MatrixProduct {
 ///
 /// One token (generation) with Q4_0/Q4_1/Q8_0 weights: by default the activation vector is quantized to 8 bits
 /// per block of 32 once and the C kernels take integer dot products (AVX-512 VNNI or AVX2, by cpuid); with
-/// ``singleTokenActivations`` set to `.float32` the float kernels below run instead. Small batches decode each
+/// ``singleTokenActivations`` set to `.float32` the float kernels below run instead. Several one-token decodes
+/// batched together ask for the integer kernels explicitly (`activations: .int8`): each weight row is read once and
+/// dotted with every token's 8-bit activations. Small batches decode each
 /// weight block once and apply it to every token in registers (float32); larger batches (prompt processing)
 /// dequantize tiles of rows to float32 and hand them to OpenBLAS's sgemm, one tile per thread.
 /// Owns per-thread scratch memory, so one multiplier must not be used by two callers at once.
@@ -122,25 +124,36 @@ public final class MatrixMultiplier: @unchecked Sendable {
         }
     }
 
+    /// Whether a product of `tokens` rows with weights of `type` takes the integer kernels: explicitly asked
+    /// (`.int8`, any number of tokens), or one token under the ``singleTokenActivations`` default.
+    private func usesIntegerKernels(_ type: GGMLType, tokens: Int, _ activations: ActivationPrecision?) -> Bool {
+        guard QuantizedActivations.supports(type) else { return false }
+        if let activations { return activations == .int8 }
+        return tokens == 1 && singleTokenActivations == .int8
+    }
+
     /// `y[t, r] = sum_c w[r, c] * x[t, c]` for every token `t` and row `r`.
     ///
     /// - Parameters:
     ///   - w: weights `[rows, columns]`.
     ///   - x: activations `[tokens, columns]`, rows `xStride` floats apart.
     ///   - y: output `[tokens, rows]`, rows `yStride` floats apart.
-    ///   - activations: overrides ``singleTokenActivations`` for this call.
+    ///   - activations: how this call treats the activations of Q4_0/Q4_1/Q8_0 products. `nil` (default): one token
+    ///     follows ``singleTokenActivations``, more tokens are float32. `.int8`: every token row is quantized to 8
+    ///     bits on its own and the integer kernels run, reading each weight row once for all tokens; each token
+    ///     gets exactly the result it would get alone (several sequences decoding in one batch). `.float32`:
+    ///     float kernels.
     public func multiply(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int,
         into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, activations: ActivationPrecision? = nil
     ) {
         let xs = xStride ?? w.columns
         let ys = yStride ?? w.rows
-        let precision = activations ?? singleTokenActivations
-        if tokens == 1 && precision == .int8 && QuantizedActivations.supports(w.type) {
-            quantized.quantize(x, columns: w.columns)
+        if tokens > 0 && usesIntegerKernels(w.type, tokens: tokens, activations) {
+            quantized.quantize(x, xStride: xs, tokens: tokens, columns: w.columns)
             let quantized = self.quantized
             pool.parallelRanges(w.rows, minimumChunk: 16, chunksPerThread: 8) { rows in
-                quantized.multiply(w, rows: rows, into: y)
+                quantized.multiply(w, rows: rows, into: y, yStride: ys)
             }
             return
         }
@@ -161,28 +174,34 @@ public final class MatrixMultiplier: @unchecked Sendable {
     }
 
     /// Multiplies the same activations `x: [tokens, columns]` (rows `xStride` floats apart) by two or three weight
-    /// matrices with `columns` inputs each, such as the query, key and value projections. For one token with
-    /// integer kernels, `x` is quantized once and all rows of all matrices run in one parallel region; otherwise
-    /// this is one ``multiply(_:_:xStride:tokens:into:yStride:)`` per matrix.
+    /// matrices with `columns` inputs each, such as the query, key and value projections. With integer kernels
+    /// (`activations` as in ``multiply(_:_:xStride:tokens:into:yStride:activations:)``), `x` is quantized once and
+    /// all rows of all matrices run in one parallel region; otherwise this is one product per matrix.
     public func multiply(
         _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int, _ a: MatrixProduct, _ b: MatrixProduct,
-        _ c: MatrixProduct? = nil
+        _ c: MatrixProduct? = nil, activations: ActivationPrecision? = nil
     ) {
         let columns = a.weights.columns
         let shared =
-            tokens == 1 && singleTokenActivations == .int8 && b.weights.columns == columns
-            && (c?.weights.columns ?? columns) == columns && QuantizedActivations.supports(a.weights.type)
-            && QuantizedActivations.supports(b.weights.type)
-            && (c.map { QuantizedActivations.supports($0.weights.type) } ?? true)
+            tokens > 0 && b.weights.columns == columns && (c?.weights.columns ?? columns) == columns
+            && usesIntegerKernels(a.weights.type, tokens: tokens, activations)
+            && usesIntegerKernels(b.weights.type, tokens: tokens, activations)
+            && (c.map { usesIntegerKernels($0.weights.type, tokens: tokens, activations) } ?? true)
         guard shared else {
-            multiply(a.weights, x, xStride: xStride, tokens: tokens, into: a.output, yStride: a.outputStride)
-            multiply(b.weights, x, xStride: xStride, tokens: tokens, into: b.output, yStride: b.outputStride)
+            multiply(
+                a.weights, x, xStride: xStride, tokens: tokens, into: a.output, yStride: a.outputStride,
+                activations: activations)
+            multiply(
+                b.weights, x, xStride: xStride, tokens: tokens, into: b.output, yStride: b.outputStride,
+                activations: activations)
             if let c {
-                multiply(c.weights, x, xStride: xStride, tokens: tokens, into: c.output, yStride: c.outputStride)
+                multiply(
+                    c.weights, x, xStride: xStride, tokens: tokens, into: c.output, yStride: c.outputStride,
+                    activations: activations)
             }
             return
         }
-        quantized.quantize(x, columns: columns)
+        quantized.quantize(x, xStride: xStride ?? columns, tokens: tokens, columns: columns)
         let quantized = self.quantized
         let rowsA = a.weights.rows
         let rowsAB = rowsA + b.weights.rows
@@ -193,7 +212,9 @@ public final class MatrixMultiplier: @unchecked Sendable {
             while r < rows.upperBound {
                 let (p, first) = r < rowsA ? (a, 0) : r < rowsAB ? (b, rowsA) : (third, rowsAB)
                 let end = min(rows.upperBound, first + p.weights.rows)
-                quantized.multiply(p.weights, rows: (r - first)..<(end - first), into: p.output)
+                quantized.multiply(
+                    p.weights, rows: (r - first)..<(end - first), into: p.output,
+                    yStride: p.outputStride ?? p.weights.rows)
                 r = end
             }
         }

@@ -1,8 +1,8 @@
 import CSeedKernels
 import SeedTensor
 
-/// How single-token matrix products (generation) treat the activation vector when the weights are Q4_0, Q4_1 or
-/// Q8_0.
+/// How generation steps (one token per sequence, alone or several sequences batched) treat the activations of
+/// matrix products whose weights are Q4_0, Q4_1 or Q8_0.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// Float32 activations against dequantized weights: matches a float32 reference up to summation order.
     case float32 = "f32"
@@ -46,14 +46,18 @@ public enum KernelInstructionSet: Int, Sendable, Comparable, CaseIterable, Custo
     init(_ isa: seed_isa) { self = KernelInstructionSet(rawValue: Int(isa.rawValue)) ?? .scalar }
 }
 
-/// An activation vector `[columns]` quantized to 8 bits per block of 32, in the layout the integer kernels read.
-/// Owns its memory; reused across calls (grows, never shrinks).
+/// Activation rows `[tokens, columns]` quantized to 8 bits per block of 32, in the layout the integer kernels read:
+/// token `t`'s bytes start at `bytes + t * columns`, its block scales at `blocks + t * columns / 32`. Owns its
+/// memory; reused across calls (grows, never shrinks).
 final class QuantizedActivations {
     private(set) var bytes: UnsafeMutablePointer<Int8>
     private(set) var blocks: UnsafeMutablePointer<seed_q8_block>
+    /// Elements (bytes) the buffers hold.
     private var capacity: Int
-    /// Blocks currently held.
+    /// Blocks per token currently held.
     private(set) var count = 0
+    /// Token rows currently held.
+    private(set) var tokens = 0
 
     init(columns: Int = 0) {
         capacity = max(32, columns)
@@ -66,29 +70,42 @@ final class QuantizedActivations {
         blocks.deallocate()
     }
 
-    /// Quantizes `x[0 ..< columns]`; `columns` must be a multiple of 32.
+    /// Quantizes one vector `x[0 ..< columns]`; `columns` must be a multiple of 32.
     func quantize(_ x: UnsafePointer<Float>, columns: Int) {
-        if columns > capacity {
+        quantize(x, xStride: columns, tokens: 1, columns: columns)
+    }
+
+    /// Quantizes `tokens` rows of `columns` floats, `xStride` floats apart; `columns` must be a multiple of 32. Each
+    /// row is quantized on its own, exactly as ``quantize(_:columns:)`` would quantize it alone.
+    func quantize(_ x: UnsafePointer<Float>, xStride: Int, tokens: Int, columns: Int) {
+        let needed = tokens * columns
+        if needed > capacity {
             bytes.deallocate()
             blocks.deallocate()
-            capacity = columns
+            capacity = needed
             bytes = .allocate(capacity: capacity)
             blocks = .allocate(capacity: capacity / 32)
         }
         count = columns / 32
-        seed_quantize_q8(x, Int64(count), bytes, blocks)
+        self.tokens = tokens
+        for t in 0..<tokens {
+            seed_quantize_q8(x + t * xStride, Int64(count), bytes + t * columns, blocks + t * count)
+        }
     }
 
-    /// The values the quantized vector stands for, in natural order: `[count * 32]`.
-    func dequantized() -> [Float] {
+    /// The values token `token`'s quantized row stands for, in natural order: `[count * 32]`.
+    func dequantized(token: Int = 0) -> [Float] {
         [Float](unsafeUninitializedCapacity: count * 32) { buffer, initialized in
-            seed_dequantize_q8(bytes, blocks, Int64(count), buffer.baseAddress!)
+            seed_dequantize_q8(bytes + token * count * 32, blocks + token * count, Int64(count), buffer.baseAddress!)
             initialized = count * 32
         }
     }
 
-    /// Scale of block `b` and the sum of the values its bytes stand for (`scale · Σ q`).
-    func block(_ b: Int) -> (scale: Float, sum: Float) { (blocks[b].scale, blocks[b].sum) }
+    /// Scale of block `b` of token `token` and the sum of the values its bytes stand for (`scale · Σ q`).
+    func block(_ b: Int, token: Int = 0) -> (scale: Float, sum: Float) {
+        let block = blocks[token * count + b]
+        return (block.scale, block.sum)
+    }
 
     /// Whether `type` has an integer kernel.
     static func supports(_ type: GGMLType) -> Bool {
@@ -98,16 +115,30 @@ final class QuantizedActivations {
         }
     }
 
-    /// `y[r] = Σ_c w[r, c] x[c]` for `r` in `rows`, against this quantized vector (which must hold `w.columns`).
-    func multiply(_ w: WeightMatrix, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+    /// `y[t * yStride + r] = Σ_c w[r, c] x_t[c]` for `r` in `rows` and every token row `t` held (which must have
+    /// `w.columns` columns). One token takes the matrix-vector kernel; more take the multi-token kernel, which reads
+    /// each weight row once for all of them and gives each token exactly the matrix-vector kernel's result.
+    func multiply(_ w: WeightMatrix, rows: Range<Int>, into y: UnsafeMutablePointer<Float>, yStride: Int) {
         let begin = Int64(rows.lowerBound)
         let end = Int64(rows.upperBound)
         let n = Int64(count)
+        if tokens == 1 {
+            switch w.type {
+            case .q4_1: seed_gemv_q4_1_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
+            case .q4_0: seed_gemv_q4_0_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
+            case .q8_0: seed_gemv_q8_0_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
+            default: y.advanced(by: rows.lowerBound).update(repeating: .nan, count: rows.count)  // see supports
+            }
+            return
+        }
+        let k = Int64(tokens)
+        let stride = Int64(yStride)
         switch w.type {
-        case .q4_1: seed_gemv_q4_1_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
-        case .q4_0: seed_gemv_q4_0_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
-        case .q8_0: seed_gemv_q8_0_q8(w.data, w.rowBytes, begin, end, n, bytes, blocks, y)
-        default: y.advanced(by: rows.lowerBound).update(repeating: .nan, count: rows.count)  // unreachable: see supports
+        case .q4_1: seed_gemm_q4_1_q8(w.data, w.rowBytes, begin, end, n, k, bytes, blocks, y, stride)
+        case .q4_0: seed_gemm_q4_0_q8(w.data, w.rowBytes, begin, end, n, k, bytes, blocks, y, stride)
+        case .q8_0: seed_gemm_q8_0_q8(w.data, w.rowBytes, begin, end, n, k, bytes, blocks, y, stride)
+        default:  // unreachable: see supports
+            for t in 0..<tokens { (y + t * yStride + rows.lowerBound).update(repeating: .nan, count: rows.count) }
         }
     }
 }

@@ -75,9 +75,15 @@ public struct BatchSegment {
 
 /// Runs batched forward passes of a ``LlamaModel`` over several sequences at once, against a ``PagedKVCache``.
 ///
-/// All tokens of all segments go through each weight matrix in one product (one pass over the weights for the whole
+/// All tokens of all segments go through each weight matrix together (one pass over the weights for the whole
 /// batch); attention runs per token against its own sequence's blocks. Scratch memory is allocated once; a forward
 /// pass allocates nothing. Not thread-safe: one forward pass at a time.
+///
+/// Numerics follow ``LlamaSession``: a one-token segment (a generation step) is computed like the session's
+/// one-token step and a longer segment (a prompt chunk) like a prompt batch. With the model's default int8
+/// activations, the one-token segments' rows go through the integer kernels together (each weight row read once,
+/// every token's result exactly what it would be alone), so a sequence decoding in a batch produces the same logits
+/// as decoding alone; prompt rows go through the float32 kernels. With float32 activations every row is float32.
 public final class LlamaBatchRunner {
     public let model: LlamaModel
     public let cache: PagedKVCache
@@ -87,6 +93,10 @@ public final class LlamaBatchRunner {
     public let maxLogitRows: Int
     /// The longest sequence (positions) attention supports.
     public let maxPositions: Int
+    /// Whether one-token segments take the multi-token integer kernels when the model uses int8 activations
+    /// (default). `false` sends them through the float32 kernels with the prompt rows, unless a pass holds a lone
+    /// token (the behaviour before the integer batch kernels; for benchmarks and comparisons).
+    public var integerDecodeRows = true
 
     private let hidden: UnsafeMutablePointer<Float>
     private let normed: UnsafeMutablePointer<Float>
@@ -98,6 +108,10 @@ public final class LlamaBatchRunner {
     private let gate: UnsafeMutablePointer<Float>
     private let up: UnsafeMutablePointer<Float>
     private let logitRows: UnsafeMutablePointer<Float>
+    /// Logits in computation order (decode rows first) when a pass mixes decode and prompt logits.
+    private let reorderedLogits: UnsafeMutablePointer<Float>
+    /// For each logit row in computation order, its row in `logitRows` (segment order).
+    private let logitOrder: UnsafeMutablePointer<Int>
     private let lastRows: UnsafeMutablePointer<Float>
     private let positions: UnsafeMutablePointer<Int32>
     private let rows: UnsafeMutablePointer<PagedAttentionRow>
@@ -126,6 +140,8 @@ public final class LlamaBatchRunner {
         gate = .allocate(capacity: b * c.intermediateSize)
         up = .allocate(capacity: b * c.intermediateSize)
         logitRows = .allocate(capacity: self.maxLogitRows * c.vocabularySize)
+        reorderedLogits = .allocate(capacity: self.maxLogitRows * c.vocabularySize)
+        logitOrder = .allocate(capacity: self.maxLogitRows)
         lastRows = .allocate(capacity: self.maxLogitRows * c.hiddenSize)
         positions = .allocate(capacity: b)
         rows = .allocate(capacity: b)
@@ -134,9 +150,13 @@ public final class LlamaBatchRunner {
     }
 
     deinit {
-        for p in [hidden, normed, queries, newKeys, newValues, attention, projected, gate, up, logitRows, lastRows] {
+        for p in [
+            hidden, normed, queries, newKeys, newValues, attention, projected, gate, up, logitRows, reorderedLogits,
+            lastRows,
+        ] {
             p.deallocate()
         }
+        logitOrder.deallocate()
         positions.deallocate()
         rows.deallocate()
     }
@@ -167,9 +187,19 @@ public final class LlamaBatchRunner {
         }
         guard total > 0 else { return UnsafeBufferPointer(start: logitRows, count: 0) }
 
+        // Rows of one-token segments (generation steps) come first, in segment order, then the prompt chunks' rows:
+        // with int8 activations the first `int8Rows` rows take the integer kernels together.
+        let int8Mode = model.multiplier.singleTokenActivations == .int8
+        var decodeRows = 0
+        for segment in segments where segment.tokens.count == 1 { decodeRows += 1 }
+        let int8Rows = int8Mode && integerDecodeRows ? decodeRows : 0
         let h = c.hiddenSize
-        var t = 0
-        for segment in segments {
+        var nextDecodeRow = 0
+        var nextPromptRow = decodeRows
+        var decodeLogits = 0
+        for segment in segments where !segment.tokens.isEmpty {
+            let isDecode = segment.tokens.count == 1
+            var t = isDecode ? nextDecodeRow : nextPromptRow
             for (i, id) in segment.tokens.enumerated() {
                 dequantizeRows(model.tokenEmbedding, from: id, count: 1, into: hidden + t * h)
                 let position = segment.startPosition + i
@@ -177,35 +207,100 @@ public final class LlamaBatchRunner {
                 rows[t] = PagedAttentionRow(position: Int32(position), blockTable: segment.blockTable)
                 t += 1
             }
+            if isDecode { nextDecodeRow = t } else { nextPromptRow = t }
+            if isDecode && segment.wantsLogits { decodeLogits += 1 }
         }
-        runLayers(tokens: total)
+        runLayers(tokens: total, int8Rows: int8Rows)
+        guard logitCount > 0 else { return UnsafeBufferPointer(start: logitRows, count: 0) }
 
-        // Logits for the last token of each segment that asks for them.
-        var row = 0
-        t = 0
-        var lastLogitSegmentLength = 0
-        for segment in segments {
-            if segment.wantsLogits && !segment.tokens.isEmpty { lastLogitSegmentLength = segment.tokens.count }
-            t += segment.tokens.count
-            if segment.wantsLogits && !segment.tokens.isEmpty {
-                (lastRows + row * h).update(from: hidden + (t - 1) * h, count: h)
-                row += 1
+        // The last hidden row of each segment that asks for logits, decode segments first (computation order);
+        // `logitOrder` maps each back to its place in segment order.
+        nextDecodeRow = 0
+        nextPromptRow = decodeRows
+        var decodeSlot = 0
+        var promptSlot = decodeLogits
+        var outputRow = 0
+        var lastPromptLength = 0
+        for segment in segments where !segment.tokens.isEmpty {
+            let isDecode = segment.tokens.count == 1
+            let firstRow = isDecode ? nextDecodeRow : nextPromptRow
+            if isDecode { nextDecodeRow += 1 } else { nextPromptRow += segment.tokens.count }
+            guard segment.wantsLogits else { continue }
+            let slot: Int
+            if isDecode {
+                slot = decodeSlot
+                decodeSlot += 1
+            } else {
+                slot = promptSlot
+                promptSlot += 1
+                lastPromptLength = segment.tokens.count
             }
+            (lastRows + slot * h).update(from: hidden + (firstRow + segment.tokens.count - 1) * h, count: h)
+            logitOrder[slot] = outputRow
+            outputRow += 1
         }
-        if logitCount > 0 {
-            model.outputNorm.withUnsafeBufferPointer { w in
-                rmsNorm(lastRows, weight: w.baseAddress!, rows: logitCount, dim: h, eps: c.rmsNormEpsilon, into: normed)
+        model.outputNorm.withUnsafeBufferPointer { w in
+            rmsNorm(lastRows, weight: w.baseAddress!, rows: logitCount, dim: h, eps: c.rmsNormEpsilon, into: normed)
+        }
+        let vocabulary = c.vocabularySize
+        let mixed = decodeLogits > 0 && decodeLogits < logitCount
+        let target = mixed ? reorderedLogits : logitRows
+        if int8Mode && integerDecodeRows {
+            // As in `LlamaSession`: generation steps use int8 activations, logits that end a prompt chunk float32.
+            if decodeLogits > 0 {
+                model.multiplier.multiply(
+                    model.outputHead, normed, tokens: decodeLogits, into: target, activations: .int8)
             }
-            // As in `LlamaSession`: logits that end a prompt chunk stay float32; only a lone generation step uses the
-            // multiplier's single-token precision (int8 activations by default).
-            let precision: ActivationPrecision? = logitCount == 1 && lastLogitSegmentLength > 1 ? .float32 : nil
+            if logitCount > decodeLogits {
+                model.multiplier.multiply(
+                    model.outputHead, normed + decodeLogits * h, tokens: logitCount - decodeLogits,
+                    into: target + decodeLogits * vocabulary, activations: .float32)
+            }
+        } else {
+            let precision: ActivationPrecision? = logitCount == 1 && lastPromptLength > 1 ? .float32 : nil
             model.multiplier.multiply(
-                model.outputHead, normed, tokens: logitCount, into: logitRows, activations: precision)
+                model.outputHead, normed, tokens: logitCount, into: target, activations: precision)
         }
-        return UnsafeBufferPointer(start: logitRows, count: logitCount * c.vocabularySize)
+        if mixed {
+            for slot in 0..<logitCount {
+                (logitRows + logitOrder[slot] * vocabulary).update(
+                    from: reorderedLogits + slot * vocabulary, count: vocabulary)
+            }
+        }
+        return UnsafeBufferPointer(start: logitRows, count: logitCount * vocabulary)
     }
 
-    private func runLayers(tokens n: Int) {
+    /// `x · wᵀ` for each product: rows `0 ..< int8Rows` of `x` through the integer kernels (one-token segments),
+    /// the remaining rows through the float32 kernels, as the session computes generation steps and prompts.
+    private func multiply(
+        _ x: UnsafePointer<Float>, tokens n: Int, int8Rows d: Int, _ a: MatrixProduct, _ b: MatrixProduct? = nil,
+        _ c: MatrixProduct? = nil
+    ) {
+        let mm = model.multiplier
+        if d > 0 {
+            if let b {
+                mm.multiply(x, tokens: d, a, b, c, activations: .int8)
+            } else {
+                mm.multiply(a.weights, x, tokens: d, into: a.output, yStride: a.outputStride, activations: .int8)
+            }
+        }
+        guard n > d else { return }
+        let rest = x + d * a.weights.columns
+        // Without int8 rows this is exactly the multiplier's default (one token: its single-token precision).
+        let precision: ActivationPrecision? = d > 0 ? .float32 : nil
+        func floatRows(_ product: MatrixProduct?) {
+            guard let product else { return }
+            let stride = product.outputStride ?? product.weights.rows
+            mm.multiply(
+                product.weights, rest, tokens: n - d, into: product.output + d * stride, yStride: stride,
+                activations: precision)
+        }
+        floatRows(a)
+        floatRows(b)
+        floatRows(c)
+    }
+
+    private func runLayers(tokens n: Int, int8Rows d: Int) {
         let c = model.configuration
         let mm = model.multiplier
         let h = c.hiddenSize
@@ -220,9 +315,9 @@ public final class LlamaBatchRunner {
             layer.attentionNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)
             }
-            mm.multiply(layer.query, normed, tokens: n, into: queries)
-            mm.multiply(layer.key, normed, tokens: n, into: newKeys)
-            mm.multiply(layer.value, normed, tokens: n, into: newValues)
+            multiply(
+                normed, tokens: n, int8Rows: d, MatrixProduct(layer.query, into: queries),
+                MatrixProduct(layer.key, into: newKeys), MatrixProduct(layer.value, into: newValues))
             if c.ropeInterleaved {
                 rotary.applyInterleaved(
                     queries, tokens: n, heads: c.headCount, headDim: c.headDim, rowStride: c.queryDim)
@@ -241,16 +336,17 @@ public final class LlamaBatchRunner {
                 q: queries, qStride: c.queryDim, rows: rows, rowCount: n, keys: layerKeys, values: layerValues,
                 blockSize: blockSize, shape: shape, out: attention, outStride: c.queryDim, scratch: attentionScratch,
                 pool: mm.pool)
-            mm.multiply(layer.attentionOutput, attention, tokens: n, into: projected)
+            multiply(attention, tokens: n, int8Rows: d, MatrixProduct(layer.attentionOutput, into: projected))
             addInPlace(hidden, projected, count: n * h)
 
             layer.feedForwardNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)
             }
-            mm.multiply(layer.gate, normed, tokens: n, into: gate)
-            mm.multiply(layer.up, normed, tokens: n, into: up)
+            multiply(
+                normed, tokens: n, int8Rows: d, MatrixProduct(layer.gate, into: gate), MatrixProduct(layer.up, into: up)
+            )
             siluMultiply(gate: gate, up: up, count: n * c.intermediateSize)
-            mm.multiply(layer.down, gate, tokens: n, into: projected)
+            multiply(gate, tokens: n, int8Rows: d, MatrixProduct(layer.down, into: projected))
             addInPlace(hidden, projected, count: n * h)
         }
     }

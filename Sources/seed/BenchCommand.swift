@@ -10,7 +10,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             pp: one batched forward pass over --prompt-tokens tokens from an empty cache. tg: --gen-tokens \
             single-token forward passes from an empty cache, continuing past end-of-text. Reports the median over \
-            --repeats runs after one warm-up.
+            --repeats runs after one warm-up. With --batch N: also N sequences generating --gen-tokens tokens each \
+            together, one token per sequence per forward pass of the server's batch runner (aggregate tok/s), timed \
+            alternately with the one-token rows through the int8 integer kernels and through the float32 kernels \
+            (the path before them).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -21,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Generated tokens per tg run (0 = skip).")
     var genTokens: Int = 128
 
+    @Option(help: "Sequences generating together in the batched-generation run (0 = skip).")
+    var batch: Int = 0
+
     @Option(help: "Timed runs of each.")
     var repeats: Int = 3
 
@@ -30,6 +36,8 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if promptTokens < 0 || genTokens < 0 { throw ValidationError("token counts must be >= 0") }
         if repeats < 1 { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
+        if batch < 0 || batch > 256 { throw ValidationError("--batch must be in 0...256, got \(batch)") }
+        if batch > 0 && genTokens == 0 { throw ValidationError("--batch needs --gen-tokens > 0") }
     }
 
     func run() throws {
@@ -74,6 +82,17 @@ struct BenchCommand: ParsableCommand {
             _ = try timeGeneration()
             for _ in 0..<repeats { tg.append(Double(genTokens) / (try timeGeneration())) }
         }
+        var batchInteger: [Double] = []
+        var batchFloat: [Double] = []
+        if batch > 0 {
+            let timer = try BatchedGenerationTimer(model: model, sequences: batch, steps: genTokens)
+            _ = try timer.run(integerDecodeRows: true)
+            _ = try timer.run(integerDecodeRows: false)
+            for _ in 0..<repeats {  // alternating, so both see the same machine conditions
+                batchInteger.append(Double(batch * genTokens) / (try timer.run(integerDecodeRows: true)))
+                batchFloat.append(Double(batch * genTokens) / (try timer.run(integerDecodeRows: false)))
+            }
+        }
         let rss = peakResidentMegabytes()
         if json {
             var fields = [
@@ -84,6 +103,11 @@ struct BenchCommand: ParsableCommand {
             ]
             if !pp.isEmpty { fields.append("\"pp_tok_s\": \(String(format: "%.2f", median(pp)))") }
             if !tg.isEmpty { fields.append("\"tg_tok_s\": \(String(format: "%.2f", median(tg)))") }
+            if !batchInteger.isEmpty {
+                fields.append("\"batch\": \(batch)")
+                fields.append("\"batch_tok_s\": \(String(format: "%.2f", median(batchInteger)))")
+                fields.append("\"batch_f32_rows_tok_s\": \(String(format: "%.2f", median(batchFloat)))")
+            }
             writeOut("{" + fields.joined(separator: ", ") + "}\n")
         } else {
             var out = String(
@@ -100,8 +124,74 @@ struct BenchCommand: ParsableCommand {
                     format: "tg%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", genTokens,
                     median(tg), tg.count, tg.min()!, tg.max()!)
             }
+            if !batchInteger.isEmpty {
+                out += String(
+                    format: "batch %d × tg%d: %.1f tok/s aggregate (median of %d; min %.1f, max %.1f)\n", batch,
+                    genTokens, median(batchInteger), batchInteger.count, batchInteger.min()!, batchInteger.max()!)
+                out += String(
+                    format: "  same, one-token rows through float32 kernels: %.1f tok/s (min %.1f, max %.1f); "
+                        + "ratio %.2f\n", median(batchFloat), batchFloat.min()!, batchFloat.max()!,
+                    median(batchInteger) / median(batchFloat))
+            }
             writeOut(out)
         }
+    }
+}
+
+/// Times `sequences` sequences generating `steps` tokens each, together: every forward pass of the batch runner
+/// takes one token of every sequence (greedy, from distinct first tokens, from an empty cache).
+final class BatchedGenerationTimer {
+    let runner: LlamaBatchRunner
+    let sequences: Int
+    let steps: Int
+    private let tables: UnsafeMutablePointer<Int32>
+    private let blocksEach: Int
+
+    init(model: LlamaModel, sequences: Int, steps: Int) throws {
+        guard steps <= model.configuration.contextLength else {
+            throw ValidationError(
+                "the run needs \(steps) positions; the model's context is \(model.configuration.contextLength)")
+        }
+        let blockSize = 16
+        blocksEach = (steps + blockSize - 1) / blockSize
+        let cache = PagedKVCache(
+            configuration: model.configuration, blockSize: blockSize, blockCount: sequences * blocksEach)
+        runner = LlamaBatchRunner(
+            model: model, cache: cache, maxTokens: sequences, maxLogitRows: sequences, maxPositions: steps)
+        self.sequences = sequences
+        self.steps = steps
+        tables = .allocate(capacity: sequences * blocksEach)
+        for i in 0..<(sequences * blocksEach) { tables[i] = Int32(i) }
+    }
+
+    deinit { tables.deallocate() }
+
+    /// Seconds for the whole run.
+    func run(integerDecodeRows: Bool) throws -> Double {
+        runner.integerDecodeRows = integerDecodeRows
+        let vocabulary = runner.model.configuration.vocabularySize
+        var current = (0..<sequences).map { 1 + $0 }
+        var next = current
+        var segments: [BatchSegment] = []
+        segments.reserveCapacity(sequences)
+        let clock = ContinuousClock()
+        let start = clock.now
+        for step in 0..<steps {
+            for s in 0..<sequences {
+                segments.append(
+                    BatchSegment(
+                        tokens: current[s...s], startPosition: step, blockTable: tables + s * blocksEach,
+                        wantsLogits: true))
+            }
+            let logits = try runner.forward(segments)
+            for s in 0..<sequences {
+                next[s] = Sampler.argmax(
+                    UnsafeBufferPointer(rebasing: logits[(s * vocabulary)..<((s + 1) * vocabulary)]))
+            }
+            segments.removeAll(keepingCapacity: true)
+            swap(&current, &next)
+        }
+        return (clock.now - start).seconds
     }
 }
 

@@ -60,6 +60,20 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
         #expect(r.stderr.contains("tok/s"))
     }
 
+    @Test func benchTimesBatchedGenerationBothWays() throws {
+        let r = try SeedProcess.run([
+            "bench", "--model", try TestPaths.smolLM2(), "--prompt-tokens", "0", "--gen-tokens", "3", "--batch", "3",
+            "--repeats", "1", "--threads", "1", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let fields = try #require(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout: \(r.stdout)")
+        #expect(fields["batch"] as? Int == 3)
+        #expect((fields["batch_tok_s"] as? Double ?? 0) > 0)
+        #expect((fields["batch_f32_rows_tok_s"] as? Double ?? 0) > 0)
+        #expect((fields["tg_tok_s"] as? Double ?? 0) > 0)
+    }
+
     @Test func exactActivationsGiveTheSameGreedyText() throws {
         let r = try SeedProcess.run([
             "generate", "--model", try TestPaths.smolLM2(), "--prompt", "The capital of France is", "--temperature",
@@ -194,6 +208,14 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
         try expectFailure(["perplexity", "--model", try TestPaths.smolLM2(), file], mentions: "at least")
         try expectFailure(
             ["perplexity", "--model", try TestPaths.smolLM2(), "/nonexistent.txt"], mentions: "cannot read")
+    }
+
+    @Test func badBatchedBenchOptions() throws {
+        let base = ["bench", "--model", try TestPaths.smolLM2(), "--prompt-tokens", "0"]
+        try expectFailure(base + ["--batch=-1"], mentions: "--batch must be in 0...256")
+        try expectFailure(base + ["--batch", "300"], mentions: "--batch must be in 0...256")
+        try expectFailure(base + ["--batch", "4", "--gen-tokens", "0"], mentions: "--batch needs --gen-tokens")
+        try expectFailure(base + ["--batch", "two"], mentions: "batch")
     }
 
     @Test func unknownCommandAndFlag() throws {

@@ -56,8 +56,8 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
     ]
 
     /// A model of its own per test: sessions of one model must not run concurrently with other suites.
-    func load() throws -> (LlamaModel, BPETokenizer) {
-        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2, activations: .float32)
+    func load(activations: ActivationPrecision = .float32) throws -> (LlamaModel, BPETokenizer) {
+        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2, activations: activations)
         let tokenizer = try BPETokenizer(gguf: model.file)
         return (model, tokenizer)
     }
@@ -101,6 +101,55 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
                 let ids = tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
                 let stream = try engine.submit(CompletionRequest(promptTokens: ids, options: greedy(20)))
                 group.addTask { (i, try await collect(stream).text) }
+            }
+            var texts = [String](repeating: "", count: Self.prompts.count)
+            for try await (i, text) in group { texts[i] = text }
+            return texts
+        }
+        for i in Self.prompts.indices {
+            #expect(results[i] == expected[i], "prompt \(i): batched output differs from the solo run")
+        }
+        let stats = try await waitUntilIdle(engine)
+        #expect(stats.kvBlocksUsed == 0)
+    }
+
+    /// With the default int8 activations: requests arriving one after another, each prompt prefilled whole (in
+    /// float32, as `TextGenerator` prefills it) in the same steps as the others' decode rows, which go through the
+    /// multi-token integer kernels together. Every text equals its solo run token for token: batching changes no
+    /// sequence's numbers.
+    @Test func staggeredGreedyRequestsWithInt8ActivationsMatchTheirSoloRuns() async throws {
+        // The solo and batched runs must use one instruction set (the kernel tests switch it).
+        KernelInstructionSetLock.acquire()
+        defer { KernelInstructionSetLock.release() }
+        let (model, tokenizer) = try load(activations: .int8)
+        #expect(model.multiplier.singleTokenActivations == .int8)
+        let expected = try Self.prompts.map { try reference(model, tokenizer, $0, maxTokens: 20).text }
+        var configuration = BatchingConfiguration()
+        configuration.checksBlockAccounting = true
+        configuration.maxSequences = 8  // every request runs at once
+        configuration.prefixCaching = false
+        let engine = try BatchingEngine(
+            model: model, tokenizer: tokenizer, modelID: "smollm2", configuration: configuration)
+        defer { engine.shutdown() }
+        let (firstEvents, firstEvent) = AsyncStream<Int>.makeStream()
+        let results = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            var arrivals = firstEvents.makeAsyncIterator()
+            for (i, prompt) in Self.prompts.enumerated() {
+                let ids = tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
+                let stream = try engine.submit(CompletionRequest(promptTokens: ids, options: greedy(20)))
+                group.addTask {
+                    var text = ""
+                    var signalled = false
+                    for try await event in stream {
+                        if case .delta(let delta, _) = event { text += delta }
+                        if !signalled { firstEvent.yield(i) }
+                        signalled = true
+                    }
+                    if !signalled { firstEvent.yield(i) }
+                    return (i, text)
+                }
+                // The next request arrives once this one's prompt is done (the earlier ones are decoding).
+                _ = await arrivals.next()
             }
             var texts = [String](repeating: "", count: Self.prompts.count)
             for try await (i, text) in group { texts[i] = text }

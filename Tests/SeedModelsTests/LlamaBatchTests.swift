@@ -20,6 +20,10 @@ import Testing
     }
 
     @Test func oneSequenceInChunksEqualsTheSessionExactly() throws {
+        try KernelInstructionSetLock.withLock { try oneSequenceInChunksEqualsTheSession() }
+    }
+
+    func oneSequenceInChunksEqualsTheSession() throws {
         let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2)
         let prompt = [1, 504, 3458, 282, 4649, 314, 1345, 30, 216, 57, 28, 284, 29, 33, 8761, 17, 28, 9, 911, 77]
         let session = model.makeSession(contextLength: 64, batchCapacity: 8)
@@ -37,10 +41,12 @@ import Testing
                 wantsLogits: end == prompt.count)
             logits = Array(try runner.forward([segment]))
         }
-        #expect(logits == expected)
+        let samePrompt = logits == expected
+        #expect(samePrompt)
         let step = BatchSegment(
             tokens: [42][...], startPosition: prompt.count, blockTable: tables.pointers[1], wantsLogits: true)
-        #expect(Array(try runner.forward([step])) == next)
+        let sameStep = Array(try runner.forward([step])) == next
+        #expect(sameStep)
     }
 
     @Test func mixedBatchOfPrefillAndDecodeMatchesSeparateRuns() throws {
@@ -82,6 +88,119 @@ import Testing
             let diff = zip(got, want).map { abs($0 - $1) }.max() ?? .infinity
             #expect(diff < 2e-3, "max |diff| \(diff)")
             #expect(got.indices.max { got[$0] < got[$1] } == want.indices.max { want[$0] < want[$1] })
+        }
+    }
+
+    /// A sequence's greedy run alone through a session: its prompt's logits, then the logits of each generation step.
+    struct SoloRun {
+        var tokens: [Int] = []
+        var logits: [[Float]] = []
+    }
+
+    func argmax(_ row: [Float]) -> Int {
+        var best = 0
+        for i in row.indices where row[i] > row[best] { best = i }
+        return best
+    }
+
+    func solo(_ model: LlamaModel, prompt: [Int], steps: Int, chunk: Int) throws -> SoloRun {
+        let session = model.makeSession(contextLength: 64, batchCapacity: chunk)
+        var run = SoloRun()
+        var logits = Array(try session.forward(prompt))
+        for _ in 0..<steps {
+            run.logits.append(logits)
+            let next = argmax(logits)
+            run.tokens.append(next)
+            logits = Array(try session.forward([next]))
+        }
+        return run
+    }
+
+    /// With the default int8 activations, sequences decoding together (their rows through the multi-token integer
+    /// kernel) produce exactly the logits, hence exactly the greedy tokens, of each sequence decoding alone — also
+    /// in the passes where another sequence's prompt chunk is prefilled alongside them, listed between them.
+    @Test func decodingTogetherWithInt8ActivationsEqualsDecodingAloneExactly() throws {
+        try KernelInstructionSetLock.withLock { try decodingTogetherEqualsDecodingAlone() }
+    }
+
+    func decodingTogetherEqualsDecodingAlone() throws {
+        let model = try LlamaModel(path: try TestPaths.smolLM2(), threads: 2)
+        #expect(model.multiplier.singleTokenActivations == .int8)
+        let chunk = 8
+        let steps = 6
+        let prompts: [[Int]] = [
+            [1, 504, 3458, 282, 4649, 314, 1345],
+            [28, 284, 29, 33, 8761],
+            [216, 57, 28, 9, 911, 77],
+            [1, 9690, 314, 260, 2114, 282, 4649, 30, 216, 57, 28, 284, 29, 33, 17, 5, 42, 911],  // joins later
+        ]
+        let expected = try prompts.map { try solo(model, prompt: $0, steps: steps, chunk: chunk) }
+        // Different tokens at some step, or the comparison would prove little.
+        #expect(Set(expected.map(\.tokens)).count == prompts.count)
+
+        let cache = PagedKVCache(configuration: model.configuration, blockSize: 4, blockCount: 80)
+        let runner = LlamaBatchRunner(model: model, cache: cache, maxTokens: 16, maxLogitRows: 4, maxPositions: 64)
+        let tables = Tables(sequences: 4, blocksEach: 16)
+        let vocabulary = model.configuration.vocabularySize
+        var got = [SoloRun](repeating: SoloRun(), count: prompts.count)
+        // The first three prompts, each in a pass of its own (as the session prefills them).
+        var lastLogits: [[Float]] = Array(repeating: [], count: prompts.count)
+        var computed = [Int](repeating: 0, count: prompts.count)
+        for s in 0..<3 {
+            lastLogits[s] = Array(
+                try runner.forward([
+                    BatchSegment(
+                        tokens: prompts[s][...], startPosition: 0, blockTable: tables.pointers[s], wantsLogits: true)
+                ]))
+            computed[s] = prompts[s].count
+        }
+        // Then passes of one generation step per decoding sequence, with the fourth prompt's chunks in between until
+        // it too decodes.
+        while got.contains(where: { $0.tokens.count < steps }) {
+            var segments: [BatchSegment] = []
+            var owners: [Int] = []
+            for s in 0..<prompts.count where got[s].tokens.count < steps {
+                if computed[s] < prompts[s].count {  // prefilling: one chunk
+                    let end = min(computed[s] + chunk, prompts[s].count)
+                    let at = min(1, segments.count)
+                    segments.insert(
+                        BatchSegment(
+                            tokens: prompts[s][computed[s]..<end], startPosition: computed[s],
+                            blockTable: tables.pointers[s], wantsLogits: end == prompts[s].count), at: at)
+                    owners.insert(s, at: at)
+                    computed[s] = end
+                    continue
+                }
+                got[s].logits.append(lastLogits[s])
+                let next = argmax(lastLogits[s])
+                got[s].tokens.append(next)
+                guard got[s].tokens.count < steps else { continue }
+                segments.append(
+                    BatchSegment(
+                        tokens: [next][...], startPosition: computed[s], blockTable: tables.pointers[s],
+                        wantsLogits: true))
+                owners.append(s)
+                computed[s] += 1
+            }
+            if segments.isEmpty { continue }
+            let logits = try runner.forward(segments)
+            var row = 0
+            for (segment, s) in zip(segments, owners) where segment.wantsLogits {
+                lastLogits[s] = Array(logits[(row * vocabulary)..<((row + 1) * vocabulary)])
+                row += 1
+            }
+            #expect(row * vocabulary == logits.count)
+        }
+        for s in prompts.indices {
+            #expect(got[s].tokens == expected[s].tokens, "sequence \(s): batched tokens differ from the solo run")
+            for step in 0..<steps {
+                // Compared as a Bool: a failing `==` on two 49152-element arrays makes Testing diff them (minutes).
+                let a = got[s].logits[step]
+                let b = expected[s].logits[step]
+                let same = a == b
+                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(same, "sequence \(s), step \(step): logits differ by up to \(worst)")
+            }
         }
     }
 

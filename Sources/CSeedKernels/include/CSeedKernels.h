@@ -67,6 +67,24 @@ void seed_gemv_q8_0_q8(
     const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, const int8_t *xq,
     const seed_q8_block *xs, float *y);
 
+/// `y[t * y_stride + r] = Σ_c w[r, c] x_t[c]` for rows `r` in `[row_begin, row_end)` of a Q4_1 matrix (as in
+/// `seed_gemv_q4_1_q8`) and `tokens` activation vectors `x_t`, each quantized by `seed_quantize_q8`: token `t`'s
+/// bytes at `xq + 32 * blocks * t`, its block scales at `xs + blocks * t`. Each weight row is read from memory once
+/// for all tokens. Every token's result is bit-identical to what `seed_gemv_q4_1_q8` gives for it alone.
+void seed_gemm_q4_1_q8(
+    const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, int64_t tokens,
+    const int8_t *xq, const seed_q8_block *xs, float *y, int64_t y_stride);
+
+/// As `seed_gemm_q4_1_q8`, for a Q4_0 matrix.
+void seed_gemm_q4_0_q8(
+    const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, int64_t tokens,
+    const int8_t *xq, const seed_q8_block *xs, float *y, int64_t y_stride);
+
+/// As `seed_gemm_q4_1_q8`, for a Q8_0 matrix.
+void seed_gemm_q8_0_q8(
+    const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, int64_t tokens,
+    const int8_t *xq, const seed_q8_block *xs, float *y, int64_t y_stride);
+
 #ifdef __cplusplus
 }
 #endif
