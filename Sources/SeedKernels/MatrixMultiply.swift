@@ -109,7 +109,11 @@ public final class MatrixMultiplier: @unchecked Sendable {
         let xs = xStride ?? w.columns
         let ys = yStride ?? w.rows
         if tokens >= gemmThreshold {
-            multiplyByTiles(w, x, xs, tokens, y, ys)
+            if w.type == .f32 && Int(bitPattern: w.data) % MemoryLayout<Float>.alignment == 0 {
+                multiplyFloat32(w, x, xs, tokens, y, ys)
+            } else {
+                multiplyByTiles(w, x, xs, tokens, y, ys)
+            }
             return
         }
         switch w.type {
@@ -185,7 +189,27 @@ public final class MatrixMultiplier: @unchecked Sendable {
         }
     }
 
-    // MARK: Large batches: dequantize a tile of rows, then sgemm.
+    // MARK: Large batches: sgemm, straight on float32 weights or on dequantized tiles.
+
+    /// Float32 weights need no conversion: one sgemm per thread on a contiguous share of the rows, read in place
+    /// (a memory-mapped file), so OpenBLAS packs the activations once per thread rather than once per tile.
+    private func multiplyFloat32(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ys: Int
+    ) {
+        let weights = w.data.assumingMemoryBound(to: Float.self)
+        let threads = pool.threadCount
+        // Shares are whole multiples of 16 rows (OpenBLAS's AVX-512 register tile).
+        let share = ((w.rows + threads - 1) / threads + 15) / 16 * 16
+        let shares = (w.rows + share - 1) / share
+        pool.parallelFor(shares) { part, _ in
+            let r0 = part * share
+            let n = min(share, w.rows - r0)
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.columns),
+                1, x, Int32(xs), weights + r0 * w.columns, Int32(w.columns), 0, y + r0, Int32(ys))
+        }
+    }
 
     private func multiplyByTiles(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,

@@ -11,6 +11,6 @@ struct Seed: ParsableCommand {
             """,
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
-            PerplexityCommand.self, BenchCommand.self,
+            PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self,
         ])
 }

@@ -69,4 +69,54 @@ import Testing
         try expectFailure(["embed", "--model", broken, "x"], mentions: "tokenizer.json")
         try? FileManager.default.removeItem(atPath: broken)
     }
+
+    @Test func benchEmbedPrintsOneJSONObject() throws {
+        let texts = try temporaryFile(
+            "bench-embed.txt", Data("The cat sat on the mat.\nA second, longer sentence about cats.\nThird.\n".utf8))
+        let r = try SeedProcess.run([
+            "bench-embed", "--model", miniLM, "--file", texts, "--threads", "1", "--batch-size", "2", "--repeats", "1",
+            "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(object["threads"] as? Int == 1)
+        #expect(object["batch_size"] as? Int == 2)
+        #expect(object["sentences"] as? Int == 3)
+        // [CLS] the cat sat on the mat . [SEP] = 9; [CLS] a second , longer sentence about cats . [SEP] = 10;
+        // [CLS] third . [SEP] = 4.
+        #expect(object["tokens"] as? Int == 23)
+        #expect((object["sentences_per_s"] as? Double ?? 0) > 0)
+        #expect((object["tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((object["rss_mb"] as? Double ?? 0) > 0)
+        #expect(object["load_s"] is Double)
+
+        let text = try SeedProcess.run(["bench-embed", "--model", miniLM, "--file", texts, "--repeats", "2"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("3 texts (23 tokens)"))
+        #expect(text.stdout.contains("median of 2"))
+    }
+
+    @Test func benchEmbedBadInput() throws {
+        func expectFailure(_ arguments: [String], mentions: String) throws {
+            let r = try SeedProcess.run(["bench-embed", "--model", miniLM] + arguments)
+            #expect(r.status != 0, "expected failure for \(arguments)")
+            #expect(r.stderr.localizedCaseInsensitiveContains(mentions), "stderr was: \(r.stderr)")
+            #expect(!r.stderr.contains("crashed"), "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        let texts = try temporaryFile("bench-embed-bad.txt", Data("one\ntwo\n".utf8))
+        let empty = try temporaryFile("bench-embed-empty.txt", Data())
+        try expectFailure([], mentions: "--file")
+        try expectFailure(["--file", texts, "--threads", "0"], mentions: "--threads")
+        try expectFailure(["--file", texts, "--threads", "2000"], mentions: "--threads")
+        try expectFailure(["--file", texts, "--batch-size", "0"], mentions: "--batch-size")
+        try expectFailure(["--file", texts, "--batch-size", "-3"], mentions: "batch-size")
+        try expectFailure(["--file", texts, "--repeats", "0"], mentions: "--repeats")
+        try expectFailure(["--file", texts, "--repeats", "many"], mentions: "repeats")
+        try expectFailure(["--file", "/no/such/texts.txt"], mentions: "cannot read")
+        try expectFailure(["--file", empty], mentions: "no text")
+        let r = try SeedProcess.run(["bench-embed", "--model", "/no/such/dir", "--file", texts])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("does not exist"), "\(r.stderr)")
+    }
 }
