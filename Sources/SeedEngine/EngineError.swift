@@ -12,6 +12,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case modelUnavailable(String)
     /// Running the model failed.
     case inference(String)
+    /// The waiting queue is full; the client should retry after `retryAfterSeconds`.
+    case overloaded(retryAfterSeconds: Int)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .modelLoad(let message): "cannot load the model: \(message)"
         case .modelUnavailable(let message): message
         case .inference(let message): "inference failed: \(message)"
+        case .overloaded(let seconds): "the server is overloaded; retry after \(seconds) s"
         }
     }
 }

@@ -132,7 +132,7 @@ public struct ModelStore: Sendable {
         }
         do {
             if model.isDirectory {
-                fm.createFile(atPath: partial + "/.complete", contents: Data())
+                _ = fm.createFile(atPath: partial + "/.complete", contents: Data())
                 try? fm.removeItem(atPath: target)
             }
             try fm.moveItem(atPath: partial, toPath: target)

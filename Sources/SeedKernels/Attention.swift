@@ -76,6 +76,10 @@ public func causalAttention(
 
 /// Softmax attention of one query head over `count` consecutive key/value rows (`kvStride` floats apart):
 /// `out = Σ_j softmax(q·k_j · scale) v_j`. `scores` is scratch for `count` floats.
+///
+/// Three passes: the scores (one dot product per row), their exponentials (16 at a time, ``exp16(_:)``), then the
+/// weighted sum of the value rows, accumulated in registers 64 (or 16) dimensions at a time so that `out` is
+/// written once instead of once per row.
 @inline(__always)
 func attendOneHead(
     query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
@@ -88,54 +92,85 @@ func attendOneHead(
         s[j] = score
         maxScore = max(maxScore, score)
     }
-    var sum: Float = 0
-    for j in 0..<n {
-        let e = expf(s[j] - maxScore)
-        s[j] = e
-        sum += e
+    let inverse = 1 / exponentiateInPlace(s, count: n, shift: maxScore)
+    let vr = UnsafeRawPointer(values)
+    let or = UnsafeMutableRawPointer(o)
+    let rowBytes = kvStride * 4
+    var c = 0
+    while c + 64 <= hd {
+        var a0 = SIMD16<Float>()
+        var a1 = SIMD16<Float>()
+        var a2 = SIMD16<Float>()
+        var a3 = SIMD16<Float>()
+        var at = c * 4
+        for j in 0..<n {
+            let w = SIMD16<Float>(repeating: s[j])
+            a0 = a0.addingProduct(w, vr.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self))
+            a1 = a1.addingProduct(w, vr.loadUnaligned(fromByteOffset: at + 64, as: SIMD16<Float>.self))
+            a2 = a2.addingProduct(w, vr.loadUnaligned(fromByteOffset: at + 128, as: SIMD16<Float>.self))
+            a3 = a3.addingProduct(w, vr.loadUnaligned(fromByteOffset: at + 192, as: SIMD16<Float>.self))
+            at += rowBytes
+        }
+        or.storeBytes(of: a0 * inverse, toByteOffset: c * 4, as: SIMD16<Float>.self)
+        or.storeBytes(of: a1 * inverse, toByteOffset: c * 4 + 64, as: SIMD16<Float>.self)
+        or.storeBytes(of: a2 * inverse, toByteOffset: c * 4 + 128, as: SIMD16<Float>.self)
+        or.storeBytes(of: a3 * inverse, toByteOffset: c * 4 + 192, as: SIMD16<Float>.self)
+        c += 64
     }
-    o.update(repeating: 0, count: hd)
-    for j in 0..<n {
-        axpy(s[j], values + j * kvStride, o, hd)
+    while c + 16 <= hd {
+        var a = SIMD16<Float>()
+        for j in 0..<n {
+            a = a.addingProduct(
+                SIMD16<Float>(repeating: s[j]),
+                vr.loadUnaligned(fromByteOffset: j * rowBytes + c * 4, as: SIMD16<Float>.self))
+        }
+        or.storeBytes(of: a * inverse, toByteOffset: c * 4, as: SIMD16<Float>.self)
+        c += 16
     }
-    let inv = 1 / sum
-    for i in 0..<hd { o[i] *= inv }
+    while c < hd {
+        var a: Float = 0
+        for j in 0..<n { a += s[j] * values[j * kvStride + c] }
+        o[c] = a * inverse
+        c += 1
+    }
 }
 
+/// `Σ a[i] b[i]` over `n` floats; four independent accumulators while 64 elements remain.
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD16<Float>()
+    var a0 = SIMD16<Float>()
+    var a1 = SIMD16<Float>()
+    var a2 = SIMD16<Float>()
+    var a3 = SIMD16<Float>()
     var i = 0
     let ar = UnsafeRawPointer(a)
     let br = UnsafeRawPointer(b)
+    while i + 64 <= n {
+        let o = i * 4
+        a0 = a0.addingProduct(
+            ar.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self),
+            br.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
+        a1 = a1.addingProduct(
+            ar.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self),
+            br.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+        a2 = a2.addingProduct(
+            ar.loadUnaligned(fromByteOffset: o + 128, as: SIMD16<Float>.self),
+            br.loadUnaligned(fromByteOffset: o + 128, as: SIMD16<Float>.self))
+        a3 = a3.addingProduct(
+            ar.loadUnaligned(fromByteOffset: o + 192, as: SIMD16<Float>.self),
+            br.loadUnaligned(fromByteOffset: o + 192, as: SIMD16<Float>.self))
+        i += 64
+    }
     while i + 16 <= n {
-        acc = acc.addingProduct(
+        a0 = a0.addingProduct(
             ar.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
             br.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
         i += 16
     }
-    var sum = acc.sum()
+    var sum = horizontalSum((a0 + a1) + (a2 + a3))
     while i < n {
         sum += a[i] * b[i]
         i += 1
     }
     return sum
-}
-
-@inline(__always)
-func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    let xr = UnsafeRawPointer(x)
-    let yr = UnsafeMutableRawPointer(y)
-    let a = SIMD16<Float>(repeating: alpha)
-    while i + 16 <= n {
-        let v = yr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            .addingProduct(a, xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
-        yr.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n {
-        y[i] += alpha * x[i]
-        i += 1
-    }
 }

@@ -53,53 +53,9 @@ public func bidirectionalAttention(
         cblas_sgemm(
             CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(hd), shape.scale, qh, Int32(qStride),
             kh, Int32(kvStride), 0, scores, Int32(n))
-        for row in 0..<n { softmaxRow(scores + row * n, count: n) }
+        for row in 0..<n { softmaxInPlace(scores + row * n, count: n) }
         cblas_sgemm(
             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(hd), Int32(n), 1, scores, Int32(n), vh,
             Int32(kvStride), 0, oh, Int32(outStride))
-    }
-}
-
-/// Softmax of `x[0..<count]` in place, sixteen lanes at a time (``exp16(_:)``).
-@inline(__always)
-func softmaxRow(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    let raw = UnsafeMutableRawPointer(x)
-    var i = 0
-    var maxVector = SIMD16<Float>(repeating: -.infinity)
-    while i + 16 <= n {
-        maxVector = max16(maxVector, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
-        i += 16
-    }
-    var maxValue = horizontalMax(maxVector)
-    while i < n {
-        maxValue = max(maxValue, x[i])
-        i += 1
-    }
-    let m = SIMD16<Float>(repeating: maxValue)
-    var sumVector = SIMD16<Float>()
-    i = 0
-    while i + 16 <= n {
-        let e = exp16(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - m)
-        raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD16<Float>.self)
-        sumVector += e
-        i += 16
-    }
-    var sum = sumVector.sum()
-    while i < n {
-        let e = expf(x[i] - maxValue)
-        x[i] = e
-        sum += e
-        i += 1
-    }
-    let inverse = 1 / sum
-    i = 0
-    while i + 16 <= n {
-        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * inverse
-        raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n {
-        x[i] *= inverse
-        i += 1
     }
 }

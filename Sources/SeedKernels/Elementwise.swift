@@ -25,7 +25,7 @@ public func rmsNorm(
             acc = acc.addingProduct(v, v)
             i += 16
         }
-        sum = acc.sum()
+        sum = horizontalSum(acc)
         while i < dim {
             sum += xr[i] * xr[i]
             i += 1
@@ -55,25 +55,53 @@ public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Floa
 
 /// SwiGLU gate: `gate[i] = silu(gate[i]) * up[i]` where `silu(v) = v / (1 + e^-v)`.
 public func siluMultiply(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let g = gate[i]
-        gate[i] = g / (1 + expf(-g)) * up[i]
+    let g = UnsafeMutableRawPointer(gate)
+    let u = UnsafeRawPointer(up)
+    var i = 0
+    while i + 16 <= count {
+        let v = g.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        let silu = v / (exp16(-v) + 1)
+        g.storeBytes(
+            of: silu * u.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), toByteOffset: i * 4,
+            as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        let v = gate[i]
+        gate[i] = v / (1 + expf(-v)) * up[i]
+        i += 1
     }
 }
 
 /// Numerically stable softmax of `x[0..<count]` in place; returns nothing, `x` sums to 1 afterwards.
+///
+/// Three passes sixteen lanes at a time: the maximum (``horizontalMax(_:)``), the shifted exponentials and their sum
+/// (``exponentiateInPlace(_:count:shift:)``), the scaling.
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
-    var maxValue = -Float.infinity
-    for i in 0..<count { maxValue = max(maxValue, x[i]) }
-    var sum: Float = 0
-    for i in 0..<count {
-        let e = expf(x[i] - maxValue)
-        x[i] = e
-        sum += e
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
+    var maxVector = SIMD16<Float>(repeating: -.infinity)
+    while i + 16 <= count {
+        maxVector = max16(maxVector, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+        i += 16
     }
-    let inv = 1 / sum
-    for i in 0..<count { x[i] *= inv }
+    var maxValue = horizontalMax(maxVector)
+    while i < count {
+        maxValue = max(maxValue, x[i])
+        i += 1
+    }
+    let inverse = 1 / exponentiateInPlace(x, count: count, shift: maxValue)
+    i = 0
+    while i + 16 <= count {
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * inverse
+        raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        x[i] *= inverse
+        i += 1
+    }
 }
 
 /// Rotary position embedding tables for a batch of positions.
@@ -108,6 +136,19 @@ public struct RotaryTable: ~Copyable {
         let half = rotaryDim / 2
         for t in 0..<count {
             let p = Float(start + t)
+            for i in 0..<half {
+                let angle = p * inverseFrequencies[i]
+                cos[t * half + i] = cosf(angle)
+                sin[t * half + i] = sinf(angle)
+            }
+        }
+    }
+
+    /// Fills rows `0..<count` for the positions `positions[0..<count]` (tokens of several sequences in one batch).
+    public mutating func fill(positions: UnsafePointer<Int32>, count: Int) {
+        let half = rotaryDim / 2
+        for t in 0..<count {
+            let p = Float(positions[t])
             for i in 0..<half {
                 let angle = p * inverseFrequencies[i]
                 cos[t * half + i] = cosf(angle)

@@ -28,7 +28,7 @@ public func layerNorm(
             acc += UnsafeRawPointer(xr + i).loadUnaligned(as: SIMD16<Float>.self)
             i += 16
         }
-        var sum = acc.sum()
+        var sum = horizontalSum(acc)
         while i < dim {
             sum += xr[i]
             i += 1
@@ -42,7 +42,7 @@ public func layerNorm(
             acc = acc.addingProduct(d, d)
             i += 16
         }
-        var squares = acc.sum()
+        var squares = horizontalSum(acc)
         while i < dim {
             let d = xr[i] - mean
             squares += d * d

@@ -50,10 +50,29 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// One matrix of a product that shares its input with others: `output[t, r] = Σ_c weights[r, c] x[t, c]`.
+public struct MatrixProduct {
+    /// Weights `[rows, columns]`.
+    public var weights: WeightMatrix
+    /// Output `[tokens, rows]`.
+    public var output: UnsafeMutablePointer<Float>
+    /// Floats from one output token row to the next (default: `weights.rows`).
+    public var outputStride: Int?
+
+    public init(_ weights: WeightMatrix, into output: UnsafeMutablePointer<Float>, outputStride: Int? = nil) {
+        self.weights = weights
+        self.output = output
+        self.outputStride = outputStride
+    }
+}
+
 /// Multiplies activations by weight matrices in any supported GGML format, using a worker pool.
 ///
-/// Small batches (decode) decode each weight block once and apply it to every token in registers; larger batches
-/// (prompt processing) dequantize tiles of rows to float32 and hand them to OpenBLAS's sgemm, one tile per thread.
+/// One token (generation) with Q4_0/Q4_1/Q8_0 weights: by default the activation vector is quantized to 8 bits
+/// per block of 32 once and the C kernels take integer dot products (AVX-512 VNNI or AVX2, by cpuid); with
+/// ``singleTokenActivations`` set to `.float32` the float kernels below run instead. Small batches decode each
+/// weight block once and apply it to every token in registers (float32); larger batches (prompt processing)
+/// dequantize tiles of rows to float32 and hand them to OpenBLAS's sgemm, one tile per thread.
 /// Owns per-thread scratch memory, so one multiplier must not be used by two callers at once.
 public final class MatrixMultiplier: @unchecked Sendable {
     // @unchecked Sendable: scratch buffers are indexed by pool thread; callers serialise use (documented above).
@@ -67,12 +86,19 @@ public final class MatrixMultiplier: @unchecked Sendable {
     /// sgemm (which packs the whole weight matrix on every call).
     public var broadcastTokenLimit = 128
 
+    /// How one-token products with Q4_0, Q4_1 and Q8_0 weights treat the activations (default `.int8`).
+    public var singleTokenActivations: ActivationPrecision = .int8
+
     private let tileRows = 64
+    private let quantized = QuantizedActivations(columns: 4096)
     private var transposed = UnsafeMutablePointer<Float>.allocate(capacity: 0)
     private var transposedCapacity = 0
     private var blockSums: [Float] = []
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var scratchColumns = 0
+
+    /// The instruction set the integer kernels run on (chosen by cpuid).
+    public var instructionSet: KernelInstructionSet { .current }
 
     /// Formats the kernels can multiply. Formats with 32-element blocks have fused kernels; the rest (K-quants) are
     /// dequantized row by row.
@@ -109,12 +135,22 @@ public final class MatrixMultiplier: @unchecked Sendable {
     ///   - w: weights `[rows, columns]`.
     ///   - x: activations `[tokens, columns]`, rows `xStride` floats apart.
     ///   - y: output `[tokens, rows]`, rows `yStride` floats apart.
+    ///   - activations: overrides ``singleTokenActivations`` for this call.
     public func multiply(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int,
-        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, activations: ActivationPrecision? = nil
     ) {
         let xs = xStride ?? w.columns
         let ys = yStride ?? w.rows
+        let precision = activations ?? singleTokenActivations
+        if tokens == 1 && precision == .int8 && QuantizedActivations.supports(w.type) {
+            quantized.quantize(x, columns: w.columns)
+            let quantized = self.quantized
+            pool.parallelRanges(w.rows, minimumChunk: 16, chunksPerThread: 8) { rows in
+                quantized.multiply(w, rows: rows, into: y)
+            }
+            return
+        }
         if tokens >= gemmThreshold {
             if w.type == .f32 && Int(bitPattern: w.data) % MemoryLayout<Float>.alignment == 0 {
                 if tokens <= broadcastTokenLimit {
@@ -136,6 +172,45 @@ public final class MatrixMultiplier: @unchecked Sendable {
         case .f16 where w.columns % 32 == 0: multiplySmall(F16Decoder.self, w, x, xs, tokens, y, ys)
         case .bf16 where w.columns % 32 == 0: multiplySmall(BF16Decoder.self, w, x, xs, tokens, y, ys)
         default: multiplyByTiles(w, x, xs, tokens, y, ys)
+        }
+    }
+
+    /// Multiplies the same activations `x: [tokens, columns]` (rows `xStride` floats apart) by two or three weight
+    /// matrices with `columns` inputs each, such as the query, key and value projections. For one token with
+    /// integer kernels, `x` is quantized once and all rows of all matrices run in one parallel region; otherwise
+    /// this is one ``multiply(_:_:xStride:tokens:into:yStride:)`` per matrix.
+    public func multiply(
+        _ x: UnsafePointer<Float>, xStride: Int? = nil, tokens: Int, _ a: MatrixProduct, _ b: MatrixProduct,
+        _ c: MatrixProduct? = nil
+    ) {
+        let columns = a.weights.columns
+        let shared =
+            tokens == 1 && singleTokenActivations == .int8 && b.weights.columns == columns
+            && (c?.weights.columns ?? columns) == columns && QuantizedActivations.supports(a.weights.type)
+            && QuantizedActivations.supports(b.weights.type)
+            && (c.map { QuantizedActivations.supports($0.weights.type) } ?? true)
+        guard shared else {
+            multiply(a.weights, x, xStride: xStride, tokens: tokens, into: a.output, yStride: a.outputStride)
+            multiply(b.weights, x, xStride: xStride, tokens: tokens, into: b.output, yStride: b.outputStride)
+            if let c {
+                multiply(c.weights, x, xStride: xStride, tokens: tokens, into: c.output, yStride: c.outputStride)
+            }
+            return
+        }
+        quantized.quantize(x, columns: columns)
+        let quantized = self.quantized
+        let rowsA = a.weights.rows
+        let rowsAB = rowsA + b.weights.rows
+        let third = c ?? b
+        let total = rowsAB + (c?.weights.rows ?? 0)
+        pool.parallelRanges(total, minimumChunk: 16, chunksPerThread: 8) { rows in
+            var r = rows.lowerBound
+            while r < rows.upperBound {
+                let (p, first) = r < rowsA ? (a, 0) : r < rowsAB ? (b, rowsA) : (third, rowsAB)
+                let end = min(rows.upperBound, first + p.weights.rows)
+                quantized.multiply(p.weights, rows: (r - first)..<(end - first), into: p.output)
+                r = end
+            }
         }
     }
 
@@ -173,9 +248,8 @@ public final class MatrixMultiplier: @unchecked Sendable {
         if blockSums.count < blocks { blockSums = [Float](repeating: 0, count: blocks) }
         for b in 0..<blocks {
             let v = UnsafeRawPointer(x + b * 32)
-            blockSums[b] =
-                (v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
-                .sum()
+            blockSums[b] = horizontalSum(
+                v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
         }
         blockSums.withUnsafeBufferPointer { sums in
             let sums = sums.baseAddress!
@@ -194,7 +268,7 @@ public final class MatrixMultiplier: @unchecked Sendable {
                         acc = acc.addingProduct(t, loadHalf(p, 0))
                         offsets += loadHalf(p, 2) * sums[b]
                     }
-                    y[r] = acc.sum() + offsets
+                    y[r] = horizontalSum(acc) + offsets
                 }
             }
         }
@@ -314,7 +388,7 @@ private func dot1<D: Block32Decoder>(
         a0 = a0.addingProduct(w0, xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self))
         a1 = a1.addingProduct(w1, xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self))
     }
-    return (a0 + a1).sum()
+    return horizontalSum(a0 + a1)
 }
 
 @inline(__always)
@@ -341,7 +415,7 @@ private func dot4<D: Block32Decoder>(
         a3 = a3.addingProduct(w0, x3.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
         a3 = a3.addingProduct(w1, x3.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
     }
-    return (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    return (horizontalSum(a0), horizontalSum(a1), horizontalSum(a2), horizontalSum(a3))
 }
 
 /// Keeps OpenBLAS single-threaded: parallelism comes from the worker pool, which calls sgemm on separate tiles.

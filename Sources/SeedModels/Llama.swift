@@ -115,18 +115,25 @@ public final class LlamaModel: @unchecked Sendable {
     public var pool: WorkerPool { multiplier.pool }
 
     /// Loads a GGUF file whose `general.architecture` is `llama`.
-    public convenience init(path: String, threads: Int? = nil) throws(ModelError) {
+    ///
+    /// - Parameters:
+    ///   - threads: compute threads (default: all online CPUs).
+    ///   - activations: how generation steps (one token) feed activations to Q4_0/Q4_1/Q8_0 matrix products:
+    ///     `.int8` (default, llama.cpp's scheme, fastest) or `.float32` (exact). Prompt batches always use float32.
+    public convenience init(
+        path: String, threads: Int? = nil, activations: ActivationPrecision = .int8
+    ) throws(ModelError) {
         let file: GGUFFile
         do {
             file = try GGUFFile(path: path)
         } catch {
             throw .file("\(error)")
         }
-        try self.init(gguf: file, threads: threads)
+        try self.init(gguf: file, threads: threads, activations: activations)
     }
 
-    /// Builds the model over an opened GGUF file.
-    public init(gguf: GGUFFile, threads: Int? = nil) throws(ModelError) {
+    /// Builds the model over an opened GGUF file (parameters as in ``init(path:threads:activations:)``).
+    public init(gguf: GGUFFile, threads: Int? = nil, activations: ActivationPrecision = .int8) throws(ModelError) {
         let architecture = gguf.metadata["general.architecture"]?.string ?? ""
         guard architecture == "llama" else {
             throw .unsupportedArchitecture(architecture.isEmpty ? "(none)" : architecture)
@@ -185,6 +192,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.layers = layers
         let threadCount = threads ?? WorkerPool.onlineCPUCount
         multiplier = MatrixMultiplier(pool: WorkerPool(threads: threadCount))
+        multiplier.singleTokenActivations = activations
     }
 
     /// Creates the per-sequence state for up to `contextLength` positions (default: the model's context).

@@ -146,9 +146,10 @@ public final class LlamaSession {
             layer.attentionNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)
             }
-            mm.multiply(layer.query, normed, tokens: n, into: queries)
-            mm.multiply(layer.key, normed, tokens: n, into: newKeys, yStride: c.kvDim)
-            mm.multiply(layer.value, normed, tokens: n, into: newValues, yStride: c.kvDim)
+            mm.multiply(
+                normed, tokens: n, MatrixProduct(layer.query, into: queries),
+                MatrixProduct(layer.key, into: newKeys, outputStride: c.kvDim),
+                MatrixProduct(layer.value, into: newValues, outputStride: c.kvDim))
             if c.ropeInterleaved {
                 rotary.applyInterleaved(
                     queries, tokens: n, heads: c.headCount, headDim: c.headDim,
@@ -170,8 +171,7 @@ public final class LlamaSession {
             layer.feedForwardNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)
             }
-            mm.multiply(layer.gate, normed, tokens: n, into: gate)
-            mm.multiply(layer.up, normed, tokens: n, into: up)
+            mm.multiply(normed, tokens: n, MatrixProduct(layer.gate, into: gate), MatrixProduct(layer.up, into: up))
             siluMultiply(gate: gate, up: up, count: n * c.intermediateSize)
             mm.multiply(layer.down, gate, tokens: n, into: projected)
             addInPlace(hidden, projected, count: n * h)
@@ -187,7 +187,9 @@ public final class LlamaSession {
                     hidden + (n - 1) * h, weight: w.baseAddress!, rows: 1, dim: h, eps: c.rmsNormEpsilon,
                     into: normed)
             }
-            mm.multiply(model.outputHead, normed, tokens: 1, into: logits)
+            // The logits that end a prompt batch stay float32 like the rest of the batch; only generation steps
+            // (one token) use the multiplier's single-token precision.
+            mm.multiply(model.outputHead, normed, tokens: 1, into: logits, activations: n > 1 ? .float32 : nil)
         case .all(let logits):
             model.outputNorm.withUnsafeBufferPointer { w in
                 rmsNorm(hidden, weight: w.baseAddress!, rows: n, dim: h, eps: c.rmsNormEpsilon, into: normed)

@@ -79,14 +79,17 @@ struct BenchCommand: ParsableCommand {
             var fields = [
                 "\"load_s\": \(String(format: "%.4f", loadSeconds))", "\"rss_mb\": \(String(format: "%.1f", rss))",
                 "\"threads\": \(model.pool.threadCount)",
+                "\"activations\": \"\(modelOptions.activations.rawValue)\"",
+                "\"kernels\": \"\(model.multiplier.instructionSet)\"",
             ]
             if !pp.isEmpty { fields.append("\"pp_tok_s\": \(String(format: "%.2f", median(pp)))") }
             if !tg.isEmpty { fields.append("\"tg_tok_s\": \(String(format: "%.2f", median(tg)))") }
             writeOut("{" + fields.joined(separator: ", ") + "}\n")
         } else {
             var out = String(
-                format: "threads %d, load %.3f s, peak RSS %.1f MB\n", model.pool.threadCount,
-                loadSeconds, rss)
+                format: "threads %d, load %.3f s, peak RSS %.1f MB, activations %@, kernels %@\n",
+                model.pool.threadCount, loadSeconds, rss, modelOptions.activations.rawValue,
+                model.multiplier.instructionSet.description)
             if !pp.isEmpty {
                 out += String(
                     format: "pp%d: %.1f tok/s (median of %d; min %.1f, max %.1f)\n", promptTokens,

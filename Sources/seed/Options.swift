@@ -18,6 +18,13 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("c"), .long], help: "Context size in tokens (default: 4096, at most the model's).")
     var ctxSize: Int = 4096
 
+    @Option(
+        help: """
+            Activations of generation steps' quantized matrix products: int8 (8 bits per block of 32, as \
+            llama.cpp; fastest) or f32 (exact float32). Prompt batches always use float32.
+            """)
+    var activations: ActivationsOption = .int8
+
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be between 1 and 1024, got \(threads)")
@@ -31,10 +38,16 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> (LlamaModel, BPETokenizer) {
         let store = ModelStore(directory: modelDir)
         let path = try store.resolve(model) { message in printError(message) }
-        let model = try LlamaModel(path: path, threads: threads)
+        let model = try LlamaModel(path: path, threads: threads, activations: activations == .f32 ? .float32 : .int8)
         let tokenizer = try BPETokenizer(gguf: model.file)
         return (model, tokenizer)
     }
+}
+
+/// Values of `--activations`.
+enum ActivationsOption: String, ExpressibleByArgument, CaseIterable {
+    case int8
+    case f32
 }
 
 /// Sampling flags, named as llama.cpp names them.

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Seed: ParsableCommand {
+struct Seed: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seed",
         abstract: "Train and serve large language models, in Swift.",
@@ -11,6 +11,7 @@ struct Seed: ParsableCommand {
             """,
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
-            PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self,
+            PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self, ServeCommand.self, DataCommand.self,
+            TrainCommand.self, ExportCommand.self,
         ])
 }

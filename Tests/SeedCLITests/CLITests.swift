@@ -60,6 +60,15 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
         #expect(r.stderr.contains("tok/s"))
     }
 
+    @Test func exactActivationsGiveTheSameGreedyText() throws {
+        let r = try SeedProcess.run([
+            "generate", "--model", try TestPaths.smolLM2(), "--prompt", "The capital of France is", "--temperature",
+            "0", "--max-tokens", "5", "--activations", "f32", "--quiet",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == " Paris.\n\nThe\n")
+    }
+
     @Test func stopStringEndsGenerationAndIsNotPrinted() throws {
         let r = try SeedProcess.run([
             "generate", "--model", try TestPaths.smolLM2(), "--prompt", "The capital of France is",
@@ -131,6 +140,7 @@ func temporaryFile(_ name: String, _ contents: Data) throws -> String {
         try expectFailure(base + ["--repeat-penalty", "0"], mentions: "repeat-penalty")
         try expectFailure(base + ["--max-tokens", "-5"], mentions: "max-tokens")
         try expectFailure(base + ["--threads", "0"], mentions: "threads")
+        try expectFailure(base + ["--activations", "int4"], mentions: "activations")
         try expectFailure(base + ["--temperature", "abc"], mentions: "temperature")
         try expectFailure(["generate", "--model", try TestPaths.smolLM2()], mentions: "prompt")
     }

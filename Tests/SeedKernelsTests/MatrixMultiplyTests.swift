@@ -62,6 +62,8 @@ struct SplitMix {
     func matchesNaiveProductOnRandomShapes(type: GGMLType) throws {
         var rng = SplitMix(state: UInt64(type.rawValue) &+ 7)
         let multiplier = MatrixMultiplier(pool: Self.pool)
+        // The float kernels for every batch size; the integer (int8-activation) path has its own tests.
+        multiplier.singleTokenActivations = .float32
         for (rows, columns, tokens) in [
             (1, 32, 1), (17, 64, 3), (64, 576, 1), (130, 96, 5), (96, 160, 9), (33, 64, 20),
         ] {

@@ -1,0 +1,85 @@
+// Declarations shared by the implementation files of CSeedKernels (not part of the public header).
+#ifndef SEED_C_KERNELS_INTERNAL_H
+#define SEED_C_KERNELS_INTERNAL_H
+
+#include <string.h>
+
+#include "CSeedKernels.h"
+
+// Layout of a quantized activation vector: blocks are taken in pairs; within a pair the low halves (elements
+// 0..<16) of the two blocks come first, then their high halves (elements 16..<32), so that one 32-byte load meets
+// the low nibbles of two Q4 blocks. A last unpaired block keeps its natural order (32 consecutive bytes).
+static inline int64_t seed_q8_offset(int64_t blocks, int64_t block, int64_t element) {
+    if (block >= blocks / 2 * 2) return block * 32 + element;
+    int64_t pair = block / 2, k = block % 2;
+    return pair * 64 + (element < 16 ? 16 * k + element : 32 + 16 * k + element - 16);
+}
+
+static inline float seed_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F;
+    uint32_t mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {  // subnormal: renormalise
+            exponent = 113;
+            while (!(mantissa & 0x400)) {
+                mantissa <<= 1;
+                exponent--;
+            }
+            bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+// Rounds |v| <= 2^22 to the nearest integer, ties to even (what the vector conversions do in the default rounding
+// mode), without calling libm.
+static inline int32_t seed_round_to_int(float v) {
+    const float magic = 12582912.0f;  // 1.5 * 2^23: adding it leaves the rounded integer in the low mantissa bits
+    float shifted = v + magic;
+    return (int32_t)(shifted - magic);
+}
+
+static inline uint16_t seed_load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline int32_t seed_load_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#define SEED_GEMV_ARGS                                                                                            \
+    const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, const int8_t *xq,       \
+        const seed_q8_block *xs, float *y
+
+void seed_quantize_q8_scalar(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
+void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS);
+void seed_gemv_q4_0_q8_scalar(SEED_GEMV_ARGS);
+void seed_gemv_q8_0_q8_scalar(SEED_GEMV_ARGS);
+
+#if defined(__x86_64__)
+void seed_quantize_q8_avx2(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
+void seed_gemv_q4_1_q8_avx2(SEED_GEMV_ARGS);
+void seed_gemv_q4_0_q8_avx2(SEED_GEMV_ARGS);
+void seed_gemv_q8_0_q8_avx2(SEED_GEMV_ARGS);
+
+void seed_quantize_q8_avx512(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
+void seed_gemv_q4_1_q8_avx512(SEED_GEMV_ARGS);
+void seed_gemv_q4_0_q8_avx512(SEED_GEMV_ARGS);
+void seed_gemv_q8_0_q8_avx512(SEED_GEMV_ARGS);
+#endif
+
+#endif

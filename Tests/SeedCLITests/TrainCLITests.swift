@@ -1,0 +1,218 @@
+import Foundation
+import SeedTestSupport
+import Testing
+
+/// A fresh directory for one training CLI test.
+private func trainDirectory(_ label: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory
+        .appendingPathComponent("seed-cli-train-\(getpid())-\(label)-\(UInt32.random(in: 0...UInt32.max))").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// A small fortune-format corpus (240 short documents) prepared with the SmolLM2 tokenizer.
+private func preparedCorpus(in directory: String) throws -> String {
+    let subjects = ["The cat", "A dog", "My friend", "The old man", "Every child", "The teacher", "A bird", "The king"]
+    let verbs = ["sees", "likes", "finds", "remembers", "paints", "carries"]
+    let objects = ["the red ball", "a small house", "the blue sea", "an apple tree", "the quiet river"]
+    var documents: [String] = []
+    for i in 0..<240 {
+        let s = subjects[i % subjects.count]
+        let v = verbs[(i / 3) % verbs.count]
+        let o = objects[(i / 7) % objects.count]
+        documents.append("\(s) \(v) \(o). \(s) is happy today.")
+    }
+    let corpus = directory + "/corpus"
+    try Data((documents.joined(separator: "\n%\n") + "\n").utf8).write(to: URL(fileURLWithPath: corpus))
+    let output = directory + "/data"
+    let r = try SeedProcess.run([
+        "data", "prepare", "--tokenizer", try TestPaths.smolLM2(), "--input", corpus, "--output", output,
+        "--validation-fraction", "0.1",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    return output
+}
+
+/// A tiny model's configuration (TOML) over `data`, writing to `run`.
+private func tinyConfig(data: String, run: String, steps: Int = 40, extra: String = "") -> String {
+    """
+    [model]
+    vocab_size = 49152
+    hidden_size = 32
+    intermediate_size = 64
+    layers = 2
+    heads = 4
+    kv_heads = 2
+    context_length = 64
+
+    [data]
+    dir = "\(data)"
+
+    [training]
+    steps = \(steps)
+    batch_size = 4
+    micro_batch_size = 2
+    seq_len = 32
+    seed = 7
+    threads = 2
+
+    [optimizer]
+    lr = 3e-3
+    warmup_steps = 4
+
+    [checkpoint]
+    interval = 3
+    keep_last = 3
+
+    [eval]
+    interval = 10
+    batches = 2
+
+    [output]
+    dir = "\(run)"
+    log_interval = 10
+    \(extra)
+    """
+}
+
+private func writeConfig(_ directory: String, _ name: String, _ text: String) throws -> String {
+    let path = directory + "/" + name
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+private func fileBytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+/// Starts `seed` with `arguments` and kills it with SIGKILL after `seconds` (if it is still running).
+private func runAndKill(_ arguments: [String], after seconds: Double) throws -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: SeedProcess.executable)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    usleep(UInt32(seconds * 1e6))
+    let killed = process.isRunning
+    if killed { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    return killed
+}
+
+@Suite(.serialized) struct TrainCLITests {
+    @Test func trainsResumesExactlyAfterKillsAndExports() throws {
+        let directory = try trainDirectory("resume")
+        let data = try preparedCorpus(in: directory)
+
+        // Uninterrupted reference run.
+        let runA = directory + "/a"
+        let configA = try writeConfig(directory, "a.toml", tinyConfig(data: data, run: runA))
+        let a = try SeedProcess.run(["train", configA])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stdout == runA + "/final\n")
+        #expect(a.stderr.contains("MFU"))
+        let reference = try fileBytes(runA + "/final/model.safetensors")
+
+        // The log: one record per step with the required keys; the loss falls on this repetitive corpus.
+        let lines = try String(decoding: fileBytes(runA + "/log.jsonl"), as: UTF8.self)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(lines.count == 40)
+        #expect(lines.map { $0["step"] as? Int } == (1...40).map { $0 })
+        for line in lines {
+            for key in ["step", "loss", "lr", "tokens_per_s", "grad_norm", "elapsed"] {
+                #expect(line[key] != nil, "missing \(key) in \(line)")
+            }
+        }
+        let losses = lines.compactMap { $0["loss"] as? Double }
+        #expect(losses.first! > 10)  // ln(49152) ≈ 10.8 at initialisation
+        #expect(losses.suffix(5).reduce(0, +) / 5 < losses.first! - 3, "losses: \(losses)")
+        #expect(lines.filter { $0["val_loss"] != nil }.map { $0["step"] as? Int } == [10, 20, 30, 40])
+        let svg = try String(decoding: fileBytes(runA + "/loss.svg"), as: UTF8.self)
+        #expect(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"))
+        let config = try JSONSerialization.jsonObject(with: fileBytes(runA + "/final/config.json")) as! [String: Any]
+        #expect(config["model_type"] as? String == "llama")
+        #expect(config["num_hidden_layers"] as? Int == 2)
+        #expect(config["num_key_value_heads"] as? Int == 2)
+
+        // Killed at random moments and resumed each time: the same final bits.
+        let runB = directory + "/b"
+        let configB = try writeConfig(directory, "b.toml", tinyConfig(data: data, run: runB))
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        for attempt in 0..<4 {
+            let delay = Double.random(in: 0.4...1.6, using: &generator)
+            if try runAndKill(["train", configB] + (attempt == 0 ? [] : ["--resume"]), after: delay) { kills += 1 }
+        }
+        let b = try SeedProcess.run(["train", configB, "--resume"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(kills >= 1, "no run was interrupted; the test proves nothing")
+        #expect(try fileBytes(runB + "/final/model.safetensors") == reference)
+        let logB = try String(decoding: fileBytes(runB + "/log.jsonl"), as: UTF8.self).split(separator: "\n")
+        #expect(logB.count == 40)
+
+        // Corrupt the newest checkpoint: resume warns, uses the previous one, and still ends with the same bits.
+        let newest = runB + "/checkpoints/step-00000040/model.safetensors"
+        var damaged = try fileBytes(newest)
+        damaged[damaged.count - 1] ^= 0xFF
+        try damaged.write(to: URL(fileURLWithPath: newest))
+        try FileManager.default.removeItem(atPath: runB + "/final")
+        let c = try SeedProcess.run(["train", configB, "--resume"])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(c.stderr.contains("skipping checkpoint"), "\(c.stderr)")
+        #expect(c.stderr.contains("step-00000039"), "\(c.stderr)")
+        #expect(try fileBytes(runB + "/final/model.safetensors") == reference)
+
+        // Export to GGUF and generate from it; export to Hugging Face files.
+        let gguf = directory + "/tiny.gguf"
+        let e = try SeedProcess.run(["export", runA, "--format", "gguf-f32", "--output", gguf])
+        #expect(e.status == 0, "\(e.stderr)")
+        let g = try SeedProcess.run([
+            "generate", "--model", gguf, "--prompt", "The cat", "-n", "8", "--temperature", "0", "--quiet",
+        ])
+        #expect(g.status == 0, "\(g.stderr)")
+        #expect(g.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count > 0)
+        let half = directory + "/tiny-f16.gguf"
+        let h = try SeedProcess.run(["export", runA + "/final", "--format", "gguf-f16", "--output", half])
+        #expect(h.status == 0, "\(h.stderr)")
+        let hf = directory + "/hf"
+        let x = try SeedProcess.run(["export", runA + "/checkpoints/step-00000040", "--format", "hf", "--output", hf])
+        #expect(x.status == 0, "\(x.stderr)")
+        #expect(try fileBytes(hf + "/model.safetensors") == reference)
+    }
+
+    func expectFailure(_ arguments: [String], mentions: String) throws {
+        let r = try SeedProcess.run(arguments)
+        #expect(r.status != 0, "expected failure for \(arguments)")
+        #expect(r.stderr.localizedCaseInsensitiveContains(mentions), "stderr was: \(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("crashed"), "crashed: \(r.stderr)")
+        #expect(r.stdout.isEmpty, "stdout should stay clean: \(r.stdout)")
+    }
+
+    @Test func badInputIsRefusedBeforeAnyWork() throws {
+        let directory = try trainDirectory("bad")
+        let data = try preparedCorpus(in: directory)
+        let run = directory + "/run"
+        try expectFailure(["train", directory + "/missing.toml"], mentions: "missing.toml")
+        let malformed = try writeConfig(directory, "malformed.toml", "[model\nvocab_size = ")
+        try expectFailure(["train", malformed], mentions: "malformed.toml")
+        let unknown = try writeConfig(
+            directory, "unknown.toml", tinyConfig(data: data, run: run, extra: "[extra]\nfoo = 1"))
+        try expectFailure(["train", unknown], mentions: "unknown")
+        let good = try writeConfig(directory, "good.toml", tinyConfig(data: data, run: run))
+        try expectFailure(["train", good, "--set", "model.heads=5"], mentions: "divisible")
+        try expectFailure(["train", good, "--set", "training.micro_batch_size=3"], mentions: "micro_batch_size")
+        try expectFailure(["train", good, "--set", "optimizer.learning_rate=1"], mentions: "unknown")
+        try expectFailure(["train", good, "--set", "optimizer.lr"], mentions: "key=value")
+        try expectFailure(["train", good, "--steps", "0"], mentions: "training.steps")
+        try expectFailure(["train", good, "--set", "data.dir=\(directory)/nowhere"], mentions: "nowhere")
+        try expectFailure(["train", good, "--set", "model.vocab_size=1000"], mentions: "vocabulary")
+        try expectFailure(
+            [
+                "train", good, "--set", "training.seq_len=60", "--set", "training.batch_size=400",
+                "--set", "training.micro_batch_size=400",
+            ], mentions: "batch")
+        // Nothing was written for any of them.
+        #expect(!FileManager.default.fileExists(atPath: run))
+        try expectFailure(["export", run, "--output", directory + "/x.gguf"], mentions: "no final")
+        try expectFailure(["export", run, "--format", "onnx", "--output", directory + "/x"], mentions: "format")
+    }
+}
