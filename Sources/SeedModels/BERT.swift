@@ -280,7 +280,8 @@ public final class BERTModel: @unchecked Sendable {
         do {
             file = try SafetensorsFile(path: weightsPath)
         } catch {
-            throw .file("cannot read \(weightsPath): \(error)")
+            // The safetensors error names the file itself.
+            throw .file(error.description)
         }
         self.file = file
         let storage = BERTWeightStorage()
