@@ -133,7 +133,24 @@ public protocol CompletionService: AnyObject, Sendable {
 public protocol EmbeddingService: AnyObject, Sendable {
     /// The embedding model's name as clients address it.
     var modelID: String { get }
-    /// Embeds each text (L2-normalised when the model's pooling config asks for it).
-    /// - Returns: one vector per text, `[texts.count][dimension]`, and the number of tokens processed.
-    func embed(_ texts: [String]) async throws(EngineError) -> (embeddings: [[Float]], tokenCount: Int)
+    /// Embeds each text (L2-normalised when the model's pooling config asks for it); texts longer than the model's
+    /// maximum are truncated and listed in ``EmbeddingResult/truncatedIndices``.
+    /// Throws `.invalidParameter` for an empty list, `.inference` when the model fails.
+    func embed(_ texts: [String]) async throws(EngineError) -> EmbeddingResult
+}
+
+/// What an ``EmbeddingService`` returns for a list of texts.
+public struct EmbeddingResult: Sendable, Equatable {
+    /// One vector per text, `[texts.count][dimension]`.
+    public var embeddings: [[Float]]
+    /// Tokens the model processed, after truncation, special tokens included.
+    public var tokenCount: Int
+    /// Indices (into the texts) of the texts that were longer than the model's maximum and were truncated.
+    public var truncatedIndices: [Int]
+
+    public init(embeddings: [[Float]], tokenCount: Int, truncatedIndices: [Int] = []) {
+        self.embeddings = embeddings
+        self.tokenCount = tokenCount
+        self.truncatedIndices = truncatedIndices
+    }
 }

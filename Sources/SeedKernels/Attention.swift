@@ -29,8 +29,10 @@ public struct AttentionShape: Sendable, Equatable {
 public final class AttentionScratch: @unchecked Sendable {
     // @unchecked Sendable: each pool thread touches only its own row.
     let scores: UnsafeMutablePointer<Float>
-    let capacity: Int
-    let threads: Int
+    /// Score floats per thread.
+    public let capacity: Int
+    /// Number of per-thread rows.
+    public let threads: Int
 
     /// Scratch for `threads` threads and up to `capacity` attended positions.
     public init(threads: Int, capacity: Int) {

@@ -74,12 +74,34 @@ public func siluMultiply(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Fl
 }
 
 /// Numerically stable softmax of `x[0..<count]` in place; returns nothing, `x` sums to 1 afterwards.
+///
+/// Three passes sixteen lanes at a time: the maximum (``horizontalMax(_:)``), the shifted exponentials and their sum
+/// (``exponentiateInPlace(_:count:shift:)``), the scaling.
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
-    var maxValue = -Float.infinity
-    for i in 0..<count { maxValue = max(maxValue, x[i]) }
-    let inv = 1 / exponentiateInPlace(x, count: count, shift: maxValue)
-    for i in 0..<count { x[i] *= inv }
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
+    var maxVector = SIMD16<Float>(repeating: -.infinity)
+    while i + 16 <= count {
+        maxVector = max16(maxVector, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+        i += 16
+    }
+    var maxValue = horizontalMax(maxVector)
+    while i < count {
+        maxValue = max(maxValue, x[i])
+        i += 1
+    }
+    let inverse = 1 / exponentiateInPlace(x, count: count, shift: maxValue)
+    i = 0
+    while i + 16 <= count {
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * inverse
+        raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        x[i] *= inverse
+        i += 1
+    }
 }
 
 /// Rotary position embedding tables for a batch of positions.

@@ -66,20 +66,39 @@ public enum GELUKind: Sendable, Equatable {
     case tanh
 }
 
-/// Applies GELU in place to `x[0..<count]`.
+/// Applies GELU in place to `x[0..<count]`, sixteen lanes at a time (see ``onePlusErf16(_:)`` and ``exp16(_:)``;
+/// both forms agree with PyTorch's to about 1 ulp of the result).
 public func gelu(_ x: UnsafeMutablePointer<Float>, count: Int, kind: GELUKind) {
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
     switch kind {
     case .exact:
         let invSqrt2: Float = 0.707_106_781_186_547_524
-        for i in 0..<count {
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            let y = 0.5 * v * onePlusErf16(v * invSqrt2)
+            raw.storeBytes(of: y, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
             let v = x[i]
             x[i] = 0.5 * v * (1 + erff(v * invSqrt2))
+            i += 1
         }
     case .tanh:
+        // x/2 · (1 + tanh(z)) = x / (1 + e^(-2z)), z = √(2/π) · (x + 0.044715 x³).
         let c: Float = 0.797_884_560_802_865_355  // √(2/π)
-        for i in 0..<count {
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            let z = c * v.addingProduct(0.044715 * v * v, v)
+            let y = v / (1 + exp16(-2 * z))
+            raw.storeBytes(of: y, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
             let v = x[i]
             x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+            i += 1
         }
     }
 }

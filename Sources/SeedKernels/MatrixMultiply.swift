@@ -84,11 +84,17 @@ public final class MatrixMultiplier: @unchecked Sendable {
     /// Batches of at least this many tokens go through the dequantize + sgemm path.
     public var gemmThreshold = 8
 
+    /// Float32 batches of at most this many tokens use ``Float32Product`` (weights read once, in place) instead of
+    /// sgemm (which packs the whole weight matrix on every call).
+    public var broadcastTokenLimit = 128
+
     /// How one-token products with Q4_0, Q4_1 and Q8_0 weights treat the activations (default `.int8`).
     public var singleTokenActivations: ActivationPrecision = .int8
 
     private let tileRows = 64
     private let quantized = QuantizedActivations(columns: 4096)
+    private var transposed = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private var transposedCapacity = 0
     private var blockSums: [Float] = []
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var scratchColumns = 0
@@ -113,6 +119,7 @@ public final class MatrixMultiplier: @unchecked Sendable {
 
     deinit {
         for buffer in scratch { buffer.deallocate() }
+        transposed.deallocate()
     }
 
     private func reserveScratch(columns: Int) {
@@ -158,7 +165,15 @@ public final class MatrixMultiplier: @unchecked Sendable {
             return
         }
         if tokens >= gemmThreshold {
-            multiplyByTiles(w, x, xs, tokens, y, ys)
+            if w.type == .f32 && Int(bitPattern: w.data) % MemoryLayout<Float>.alignment == 0 {
+                if tokens <= broadcastTokenLimit {
+                    multiplyFloat32InPlace(w, x, xs, tokens, y, ys)
+                } else {
+                    multiplyFloat32(w, x, xs, tokens, y, ys)
+                }
+            } else {
+                multiplyByTiles(w, x, xs, tokens, y, ys)
+            }
             return
         }
         switch w.type {
@@ -280,7 +295,50 @@ public final class MatrixMultiplier: @unchecked Sendable {
         }
     }
 
-    // MARK: Large batches: dequantize a tile of rows, then sgemm.
+    // MARK: Large batches: sgemm, straight on float32 weights or on dequantized tiles.
+
+    /// Float32 weights, batches up to ``broadcastTokenLimit``: ``Float32Product`` over blocks of 8 rows per thread.
+    private func multiplyFloat32InPlace(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ys: Int
+    ) {
+        let padded = (tokens + 15) / 16 * 16
+        if padded * w.columns > transposedCapacity {
+            transposed.deallocate()
+            transposedCapacity = padded * w.columns
+            transposed = .allocate(capacity: transposedCapacity)
+        }
+        let xt = transposed
+        Float32Product.transpose(x, xStride: xs, tokens: tokens, columns: w.columns, paddedTokens: padded, into: xt)
+        let weights = w.data.assumingMemoryBound(to: Float.self)
+        let blockRows = Float32Product.tileRows
+        let blocks = (w.rows + blockRows - 1) / blockRows
+        pool.parallelRanges(blocks, chunksPerThread: 4) { range in
+            Float32Product.rows(
+                range.lowerBound * blockRows..<min(w.rows, range.upperBound * blockRows), w: weights,
+                columns: w.columns, xt: xt, tokens: tokens, paddedTokens: padded, y: y, yStride: ys)
+        }
+    }
+
+    /// Float32 weights need no conversion: one sgemm per thread on a contiguous share of the rows, read in place
+    /// (a memory-mapped file), so OpenBLAS packs the activations once per thread rather than once per tile.
+    private func multiplyFloat32(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ys: Int
+    ) {
+        let weights = w.data.assumingMemoryBound(to: Float.self)
+        let threads = pool.threadCount
+        // Shares are whole multiples of 16 rows (OpenBLAS's AVX-512 register tile).
+        let share = ((w.rows + threads - 1) / threads + 15) / 16 * 16
+        let shares = (w.rows + share - 1) / share
+        pool.parallelFor(shares) { part, _ in
+            let r0 = part * share
+            let n = min(share, w.rows - r0)
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.columns),
+                1, x, Int32(xs), weights + r0 * w.columns, Int32(w.columns), 0, y + r0, Int32(ys))
+        }
+    }
 
     private func multiplyByTiles(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xs: Int, _ tokens: Int,

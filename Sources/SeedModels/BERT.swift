@@ -149,7 +149,8 @@ func describe(_ error: DecodingError) -> String {
     }
 }
 
-/// Float32 copies of the weights, owned by the model (converted from F16/BF16 if needed).
+/// Float32 buffers the model owns: tensors converted from F16/BF16, F32 data the file does not align, and the
+/// stacked query/key/value biases.
 final class BERTWeightStorage: @unchecked Sendable {
     // @unchecked Sendable: written only while loading, read-only afterwards.
     private var buffers: [UnsafeMutableBufferPointer<Float>] = []
@@ -160,6 +161,9 @@ final class BERTWeightStorage: @unchecked Sendable {
         return buffer
     }
 
+    /// Bytes held (what converting or copying cost; memory-mapped F32 tensors are not counted).
+    var byteCount: Int { buffers.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } }
+
     deinit {
         for buffer in buffers { buffer.deallocate() }
     }
@@ -167,9 +171,11 @@ final class BERTWeightStorage: @unchecked Sendable {
 
 /// The weights of one encoder layer (float32, row-major `[out, in]` like PyTorch's `Linear`).
 struct BERTLayer: @unchecked Sendable {
-    // @unchecked Sendable: pointers into the model's read-only weight storage.
-    /// Query, key and value projections stacked: `[3 * hidden, hidden]`, bias `[3 * hidden]`.
-    let qkv: WeightMatrix
+    // @unchecked Sendable: pointers into the model's read-only weights (mapped file or owned storage).
+    let query: WeightMatrix
+    let key: WeightMatrix
+    let value: WeightMatrix
+    /// Query, key and value biases stacked: `[3 * hidden]`.
     let qkvBias: UnsafePointer<Float>
     let attentionOutput: WeightMatrix
     let attentionOutputBias: UnsafePointer<Float>
@@ -183,21 +189,69 @@ struct BERTLayer: @unchecked Sendable {
     let outputNormBias: UnsafePointer<Float>
 }
 
+/// Activation buffers reused from one forward pass to the next, grown when a batch needs more.
+final class BERTWorkspace {
+    private(set) var tokenCapacity = 0
+    private(set) var scoreCapacity = 0
+    /// `[tokens, hidden]`: the hidden states, updated in place layer by layer.
+    private(set) var hidden = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    /// `[tokens, 3 * hidden]`: queries, keys and values side by side.
+    private(set) var qkv = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    /// `[tokens, hidden]`: attention output before its projection.
+    private(set) var context = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    /// `[tokens, hidden]`: a projection before the residual and LayerNorm.
+    private(set) var projected = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    /// `[tokens, intermediate]`: the feed-forward activations.
+    private(set) var intermediate = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private(set) var scratch = AttentionScratch(threads: 1, capacity: 0)
+
+    /// Makes room for `tokens` tokens whose longest sequence is `longest`.
+    func reserve(tokens: Int, longest: Int, hidden h: Int, intermediate inter: Int, threads: Int) {
+        if tokens > tokenCapacity {
+            // Grow by at least half again so that slowly growing batches do not reallocate every time.
+            let capacity = max(tokens, tokenCapacity + tokenCapacity / 2)
+            release()
+            hidden = .allocate(capacity: capacity * h)
+            qkv = .allocate(capacity: capacity * 3 * h)
+            context = .allocate(capacity: capacity * h)
+            projected = .allocate(capacity: capacity * h)
+            intermediate = .allocate(capacity: capacity * inter)
+            tokenCapacity = capacity
+        }
+        if longest * longest > scoreCapacity || scratch.threads < threads {
+            scoreCapacity = max(longest * longest, scoreCapacity)
+            scratch = AttentionScratch(threads: threads, capacity: scoreCapacity)
+        }
+    }
+
+    private func release() {
+        for buffer in [hidden, qkv, context, projected, intermediate] { buffer.deallocate() }
+    }
+
+    deinit { release() }
+}
+
 /// A BERT encoder (e.g. all-MiniLM-L6-v2) loaded from a Hugging Face directory with `config.json` and
 /// `model.safetensors`.
 ///
-/// Weights are copied to float32 at load (F32, F16 and BF16 files), so the file is not kept mapped. Tensor names may
-/// carry the `bert.` prefix (`BertForMaskedLM` checkpoints) or not (`BertModel`). ``encode(ids:typeIDs:)`` may be
-/// called from several threads; calls run one at a time.
+/// F32 weights are used in place from the memory-mapped file (no copy); F16 and BF16 tensors, and F32 data the file
+/// does not align to 4 bytes, are converted to owned float32 buffers at load. Tensor names may carry the `bert.`
+/// prefix (`BertForMaskedLM` checkpoints) or not (`BertModel`). ``encode(ids:typeIDs:)`` may be called from several
+/// threads; calls run one at a time.
 public final class BERTModel: @unchecked Sendable {
-    // @unchecked Sendable: weights are immutable after init; the multiplier's scratch is guarded by `lock`.
+    // @unchecked Sendable: weights are immutable after init; the multiplier's scratch and the workspace are guarded
+    // by `lock`.
 
     public let configuration: BERTConfiguration
     /// Runs the matrix products.
     public let multiplier: MatrixMultiplier
     /// The worker pool the model computes on.
     public var pool: WorkerPool { multiplier.pool }
+    /// Bytes of weights the model converted or copied into its own memory (0 for an aligned F32 file apart from the
+    /// stacked attention biases).
+    public var ownedWeightBytes: Int { storage.byteCount }
 
+    private let file: SafetensorsFile
     private let storage: BERTWeightStorage
     private let wordEmbeddings: UnsafePointer<Float>
     private let positionEmbeddings: UnsafePointer<Float>
@@ -207,6 +261,7 @@ public final class BERTModel: @unchecked Sendable {
     private let layers: [BERTLayer]
     private let geluKind: GELUKind
     private let lock = Mutex(())
+    private let workspace = BERTWorkspace()
 
     /// Loads `directory/config.json` and `directory/model.safetensors`, computing on `threads` threads (default: all
     /// online CPUs).
@@ -225,15 +280,18 @@ public final class BERTModel: @unchecked Sendable {
         do {
             file = try SafetensorsFile(path: weightsPath)
         } catch {
-            throw .file("cannot read \(weightsPath): \(error)")
+            // The safetensors error names the file itself.
+            throw .file(error.description)
         }
+        self.file = file
         let storage = BERTWeightStorage()
         self.storage = storage
         let c = configuration
         let h = c.hiddenSize
 
-        /// Copies tensor `name` (with or without the `bert.` prefix) of shape `shape` to float32 at `destination`.
-        func load(_ name: String, _ shape: [Int], into destination: UnsafeMutablePointer<Float>) throws(ModelError) {
+        /// Tensor `name` (with or without the `bert.` prefix) of shape `shape` as float32: the mapped data itself when
+        /// it is aligned F32, else a converted copy.
+        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> UnsafePointer<Float> {
             guard let info = file.tensor(named: name) ?? file.tensor(named: "bert." + name) else {
                 throw .missingTensor(name)
             }
@@ -242,43 +300,43 @@ public final class BERTModel: @unchecked Sendable {
             case .f32, .f16, .bf16: break
             default: throw .unsupportedTensorType(name: info.name, type: info.dtype.rawValue)
             }
-            let values: [Float]
             do {
-                values = try file.floats(named: info.name)
+                let mapped = try file.rawPointer(for: info.name)
+                if info.dtype == .f32, let base = mapped.baseAddress,
+                    Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
+                {
+                    return base.assumingMemoryBound(to: Float.self)
+                }
+                let values = try file.floats(named: info.name)
+                let buffer = storage.allocate(values.count)
+                _ = buffer.initialize(from: values)
+                return UnsafePointer(buffer.baseAddress!)
             } catch {
                 throw .file("cannot read tensor '\(info.name)' from \(weightsPath): \(error)")
             }
-            values.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: values.count) }
-        }
-        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> UnsafeMutablePointer<Float> {
-            let buffer = storage.allocate(shape.reduce(1, *))
-            try load(name, shape, into: buffer.baseAddress!)
-            return buffer.baseAddress!
         }
         func matrix(_ name: String, rows: Int, columns: Int) throws(ModelError) -> WeightMatrix {
             try weightMatrix(tensor(name, [rows, columns]), rows: rows, columns: columns, name: name)
         }
 
-        wordEmbeddings = UnsafePointer(try tensor("embeddings.word_embeddings.weight", [c.vocabularySize, h]))
-        positionEmbeddings = UnsafePointer(
-            try tensor("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, h]))
-        typeEmbeddings = UnsafePointer(
-            try tensor("embeddings.token_type_embeddings.weight", [c.typeVocabularySize, h]))
-        embeddingNormWeight = UnsafePointer(try tensor("embeddings.LayerNorm.weight", [h]))
-        embeddingNormBias = UnsafePointer(try tensor("embeddings.LayerNorm.bias", [h]))
+        wordEmbeddings = try tensor("embeddings.word_embeddings.weight", [c.vocabularySize, h])
+        positionEmbeddings = try tensor("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, h])
+        typeEmbeddings = try tensor("embeddings.token_type_embeddings.weight", [c.typeVocabularySize, h])
+        embeddingNormWeight = try tensor("embeddings.LayerNorm.weight", [h])
+        embeddingNormBias = try tensor("embeddings.LayerNorm.bias", [h])
 
         var layers: [BERTLayer] = []
         for i in 0..<c.layerCount {
             let p = "encoder.layer.\(i)."
-            let qkvWeights = storage.allocate(3 * h * h).baseAddress!
             let qkvBias = storage.allocate(3 * h).baseAddress!
             for (j, part) in ["query", "key", "value"].enumerated() {
-                try load(p + "attention.self.\(part).weight", [h, h], into: qkvWeights + j * h * h)
-                try load(p + "attention.self.\(part).bias", [h], into: qkvBias + j * h)
+                (qkvBias + j * h).update(from: try tensor(p + "attention.self.\(part).bias", [h]), count: h)
             }
             layers.append(
                 BERTLayer(
-                    qkv: try weightMatrix(qkvWeights, rows: 3 * h, columns: h, name: p + "attention.self.query.weight"),
+                    query: try matrix(p + "attention.self.query.weight", rows: h, columns: h),
+                    key: try matrix(p + "attention.self.key.weight", rows: h, columns: h),
+                    value: try matrix(p + "attention.self.value.weight", rows: h, columns: h),
                     qkvBias: qkvBias,
                     attentionOutput: try matrix(p + "attention.output.dense.weight", rows: h, columns: h),
                     attentionOutputBias: try tensor(p + "attention.output.dense.bias", [h]),
@@ -331,25 +389,24 @@ public final class BERTModel: @unchecked Sendable {
     ///   - typeIDs: token types (segment ids) `[batch][seq_b]`; all 0 when `nil`.
     /// - Returns: hidden states `[batch][seq_b * hidden]` (row `t` of sequence `b` starts at `t * hidden`).
     public func encode(ids: [[Int]], typeIDs: [[Int]]? = nil) throws(ModelError) -> [[Float]] {
-        try validate(ids: ids, typeIDs: typeIDs)
-        guard !ids.isEmpty else { return [] }
         let h = configuration.hiddenSize
-        let states = lock.withLock { _ in forward(ids: ids, typeIDs: typeIDs) }
-        var result: [[Float]] = []
-        result.reserveCapacity(ids.count)
-        var start = 0
-        for sequence in ids {
-            result.append(Array(states[start * h..<(start + sequence.count) * h]))
-            start += sequence.count
+        return try withHiddenStates(ids: ids, typeIDs: typeIDs) { states, sequences in
+            sequences.map { Array(states[$0.lowerBound * h..<$0.upperBound * h]) }
         }
-        return result
     }
 
-    /// The forward pass over validated input; returns hidden states `[tokens, hidden]` of the packed batch.
-    private func forward(ids: [[Int]], typeIDs: [[Int]]?) -> [Float] {
-        let c = configuration
-        let h = c.hiddenSize
-        let inter = c.intermediateSize
+    /// Runs the encoder and lends `body` the last hidden states of the packed batch, without copying them.
+    ///
+    /// - Parameters:
+    ///   - ids: token ids `[batch][seq_b]`, as for ``encode(ids:typeIDs:)``.
+    ///   - typeIDs: token types `[batch][seq_b]`; all 0 when `nil`.
+    ///   - body: receives the states `[tokens, hidden]` (all sequences one after another) and the token rows of each
+    ///     sequence; the buffer is valid only during the call and must not escape it.
+    public func withHiddenStates<Result>(
+        ids: [[Int]], typeIDs: [[Int]]? = nil,
+        _ body: (_ states: UnsafeBufferPointer<Float>, _ sequences: [Range<Int>]) -> Result
+    ) throws(ModelError) -> Result {
+        try validate(ids: ids, typeIDs: typeIDs)
         var sequences: [Range<Int>] = []
         sequences.reserveCapacity(ids.count)
         var tokens = 0
@@ -357,91 +414,103 @@ public final class BERTModel: @unchecked Sendable {
             sequences.append(tokens..<tokens + sequence.count)
             tokens += sequence.count
         }
-        let longest = ids.map(\.count).max() ?? 0
-        let shape = AttentionShape(heads: c.headCount, kvHeads: c.headCount, headDim: c.headDim)
-        let scratch = AttentionScratch(threads: pool.threadCount, capacity: longest)
+        return lock.withLock { _ in
+            guard tokens > 0 else { return body(UnsafeBufferPointer(start: nil, count: 0), sequences) }
+            let states = forward(ids: ids, typeIDs: typeIDs, sequences: sequences, tokens: tokens)
+            return body(UnsafeBufferPointer(start: states, count: tokens * configuration.hiddenSize), sequences)
+        }
+    }
+
+    /// The forward pass over validated input (with `lock` held); returns hidden states `[tokens, hidden]` of the
+    /// packed batch, in the workspace.
+    private func forward(ids: [[Int]], typeIDs: [[Int]]?, sequences: [Range<Int>], tokens: Int) -> UnsafePointer<Float>
+    {
+        let c = configuration
+        let h = c.hiddenSize
+        let inter = c.intermediateSize
         let pool = self.pool
+        let longest = sequences.map(\.count).max() ?? 0
+        workspace.reserve(tokens: tokens, longest: longest, hidden: h, intermediate: inter, threads: pool.threadCount)
+        let shape = AttentionShape(heads: c.headCount, kvHeads: c.headCount, headDim: c.headDim)
         let eps = c.layerNormEpsilon
         let rowChunk = 8
+        let x = workspace.hidden
+        let qkv = workspace.qkv
+        let context = workspace.context
+        let projected = workspace.projected
+        let intermediate = workspace.intermediate
+        let scratch = workspace.scratch
+        let geluKind = self.geluKind
 
-        var hidden = [Float](repeating: 0, count: tokens * h)
-        let work = UnsafeMutablePointer<Float>.allocate(capacity: tokens * (3 * h + h + h + inter))
-        defer { work.deallocate() }
-        let qkv = work
-        let context = qkv + tokens * 3 * h
-        let projected = context + tokens * h
-        let intermediate = projected + tokens * h
-
-        hidden.withUnsafeMutableBufferPointer { buffer in
-            let x = buffer.baseAddress!
-            // Embeddings: word + position + token type, then LayerNorm.
-            var t = 0
-            for (b, sequence) in ids.enumerated() {
-                for (position, id) in sequence.enumerated() {
-                    let row = x + t * h
-                    let type = typeIDs?[b][position] ?? 0
-                    row.update(from: wordEmbeddings + id * h, count: h)
-                    addInPlace(row, positionEmbeddings + position * h, count: h)
-                    addInPlace(row, typeEmbeddings + type * h, count: h)
-                    t += 1
-                }
+        // Embeddings: word + position + token type, then LayerNorm.
+        var t = 0
+        for (b, sequence) in ids.enumerated() {
+            for (position, id) in sequence.enumerated() {
+                let row = x + t * h
+                let type = typeIDs?[b][position] ?? 0
+                row.update(from: wordEmbeddings + id * h, count: h)
+                addInPlace(row, positionEmbeddings + position * h, count: h)
+                addInPlace(row, typeEmbeddings + type * h, count: h)
+                t += 1
             }
-            let normWeight = embeddingNormWeight
-            let normBias = embeddingNormBias
+        }
+        let normWeight = embeddingNormWeight
+        let normBias = embeddingNormBias
+        pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
+            layerNorm(
+                x + rows.lowerBound * h, weight: normWeight, bias: normBias, rows: rows.count, dim: h, eps: eps,
+                into: x + rows.lowerBound * h)
+        }
+
+        for layer in layers {
+            // Self-attention: Q, K and V side by side in `qkv`, straight from the (mapped) weights.
+            multiplier.multiply(layer.query, x, tokens: tokens, into: qkv, yStride: 3 * h)
+            multiplier.multiply(layer.key, x, tokens: tokens, into: qkv + h, yStride: 3 * h)
+            multiplier.multiply(layer.value, x, tokens: tokens, into: qkv + 2 * h, yStride: 3 * h)
             pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
-                layerNorm(
-                    x + rows.lowerBound * h, weight: normWeight, bias: normBias, rows: rows.count, dim: h, eps: eps,
-                    into: x + rows.lowerBound * h)
+                addBias(qkv + rows.lowerBound * 3 * h, layer.qkvBias, rows: rows.count, dim: 3 * h)
             }
-
-            for layer in layers {
-                // Self-attention.
-                multiplier.multiply(layer.qkv, x, tokens: tokens, into: qkv)
-                pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
-                    addBias(qkv + rows.lowerBound * 3 * h, layer.qkvBias, rows: rows.count, dim: 3 * h)
+            bidirectionalAttention(
+                q: qkv, qStride: 3 * h, keys: qkv + h, values: qkv + 2 * h, kvStride: 3 * h,
+                sequences: sequences, shape: shape, out: context, outStride: h, scratch: scratch, pool: pool)
+            multiplier.multiply(layer.attentionOutput, context, tokens: tokens, into: projected)
+            pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
+                for r in rows {
+                    let y = projected + r * h
+                    addInPlace(y, layer.attentionOutputBias, count: h)
+                    addInPlace(y, x + r * h, count: h)
+                    layerNorm(
+                        y, weight: layer.attentionNormWeight, bias: layer.attentionNormBias, rows: 1, dim: h,
+                        eps: eps, into: x + r * h)
                 }
-                bidirectionalAttention(
-                    q: qkv, qStride: 3 * h, keys: qkv + h, values: qkv + 2 * h, kvStride: 3 * h,
-                    sequences: sequences, shape: shape, out: context, outStride: h, scratch: scratch, pool: pool)
-                multiplier.multiply(layer.attentionOutput, context, tokens: tokens, into: projected)
-                pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
-                    for r in rows {
-                        let y = projected + r * h
-                        addInPlace(y, layer.attentionOutputBias, count: h)
-                        addInPlace(y, x + r * h, count: h)
-                        layerNorm(
-                            y, weight: layer.attentionNormWeight, bias: layer.attentionNormBias, rows: 1, dim: h,
-                            eps: eps, into: x + r * h)
-                    }
+            }
+            // Feed-forward.
+            multiplier.multiply(layer.intermediate, x, tokens: tokens, into: intermediate)
+            pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
+                for r in rows {
+                    let y = intermediate + r * inter
+                    addInPlace(y, layer.intermediateBias, count: inter)
+                    gelu(y, count: inter, kind: geluKind)
                 }
-                // Feed-forward.
-                multiplier.multiply(layer.intermediate, x, tokens: tokens, into: intermediate)
-                pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
-                    for r in rows {
-                        let y = intermediate + r * inter
-                        addInPlace(y, layer.intermediateBias, count: inter)
-                        gelu(y, count: inter, kind: geluKind)
-                    }
-                }
-                multiplier.multiply(layer.output, intermediate, tokens: tokens, into: projected)
-                pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
-                    for r in rows {
-                        let y = projected + r * h
-                        addInPlace(y, layer.outputBias, count: h)
-                        addInPlace(y, x + r * h, count: h)
-                        layerNorm(
-                            y, weight: layer.outputNormWeight, bias: layer.outputNormBias, rows: 1, dim: h, eps: eps,
-                            into: x + r * h)
-                    }
+            }
+            multiplier.multiply(layer.output, intermediate, tokens: tokens, into: projected)
+            pool.parallelRanges(tokens, minimumChunk: rowChunk) { rows in
+                for r in rows {
+                    let y = projected + r * h
+                    addInPlace(y, layer.outputBias, count: h)
+                    addInPlace(y, x + r * h, count: h)
+                    layerNorm(
+                        y, weight: layer.outputNormWeight, bias: layer.outputNormBias, rows: 1, dim: h, eps: eps,
+                        into: x + r * h)
                 }
             }
         }
-        return hidden
+        return UnsafePointer(x)
     }
 }
 
 private func weightMatrix(
-    _ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, name: String
+    _ data: UnsafePointer<Float>, rows: Int, columns: Int, name: String
 ) throws(ModelError) -> WeightMatrix {
     do {
         return try WeightMatrix(type: .f32, rows: rows, columns: columns, data: UnsafeRawPointer(data))

@@ -82,6 +82,14 @@ public struct SentencePooling: Codable, Sendable, Equatable {
     /// - Parameter states: `[tokens * dimension]` (at least one token).
     /// - Returns: `[outputDimension]`.
     public func pool(_ states: [Float]) -> [Float] {
+        states.withUnsafeBufferPointer { pool($0) }
+    }
+
+    /// Pools the token states of one sequence, read in place.
+    ///
+    /// - Parameter states: `[tokens * dimension]` (at least one token).
+    /// - Returns: `[outputDimension]`.
+    public func pool(_ states: UnsafeBufferPointer<Float>) -> [Float] {
         let d = dimension
         let tokens = d > 0 ? states.count / d : 0
         guard tokens > 0 else { return [Float](repeating: 0, count: outputDimension) }
@@ -173,7 +181,13 @@ public final class SentenceEmbedder: Sendable {
         for sequence in ids where sequence.count > maxSequenceLength {
             throw .contextOverflow(needed: sequence.count, capacity: maxSequenceLength)
         }
-        return try model.encode(ids: ids).map { pooling.pool($0) }
+        let d = model.configuration.hiddenSize
+        let pooling = self.pooling
+        return try model.withHiddenStates(ids: ids) { states, sequences in
+            sequences.map { rows in
+                pooling.pool(UnsafeBufferPointer(rebasing: states[rows.lowerBound * d..<rows.upperBound * d]))
+            }
+        }
     }
 
     /// Unit-length sentence embeddings (sentence-transformers' `Normalize`; an all-zero vector stays zero).
@@ -181,10 +195,12 @@ public final class SentenceEmbedder: Sendable {
     /// - Parameter ids: token ids `[batch][seq_b]`, each sequence 1 ... ``maxSequenceLength`` long.
     /// - Returns: `[batch][dimension]`.
     public func embed(ids: [[Int]]) throws(ModelError) -> [[Float]] {
-        try pooledEmbeddings(ids: ids).map { vector in
-            let norm = vector.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        var vectors = try pooledEmbeddings(ids: ids)
+        for b in vectors.indices {
+            let norm = vectors[b].reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
             let scale = 1 / max(norm, 1e-12)
-            return vector.map { $0 * scale }
+            for i in vectors[b].indices { vectors[b][i] *= scale }
         }
+        return vectors
     }
 }

@@ -507,9 +507,6 @@ public final class OpenAIServer: Sendable {
     // MARK: Embeddings
 
     private struct EmbeddingRequest: Decodable {
-        enum Input {
-            case texts([String])
-        }
         var model: String?
         var input: [String]
         var encodingFormat: String
@@ -558,7 +555,7 @@ public final class OpenAIServer: Sendable {
             throw APIError.invalidValue(
                 param: "encoding_format", message: "encoding_format must be 'float' or 'base64'")
         }
-        let result: (embeddings: [[Float]], tokenCount: Int)
+        let result: EmbeddingResult
         do {
             result = try await embeddings.embed(request.input)
         } catch {
@@ -570,10 +567,19 @@ public final class OpenAIServer: Sendable {
                 message: "this model produces \(result.embeddings.first?.count ?? 0) dimensions and cannot shorten them"
             )
         }
+        if !result.truncatedIndices.isEmpty {
+            logger.notice(
+                "embeddings: \(result.truncatedIndices.count) of \(request.input.count) inputs truncated to the model's maximum"
+            )
+        }
+        // A truncated input is marked with `"truncated": true` in its item (absent otherwise, as in OpenAI's format).
+        let truncated = Set(result.truncatedIndices)
         var json = "{\"object\":\"list\",\"data\":["
         for (index, vector) in result.embeddings.enumerated() {
             if index > 0 { json += "," }
-            json += "{\"object\":\"embedding\",\"index\":\(index),\"embedding\":"
+            json += "{\"object\":\"embedding\",\"index\":\(index),"
+            if truncated.contains(index) { json += "\"truncated\":true," }
+            json += "\"embedding\":"
             if request.encodingFormat == "base64" {
                 let bytes = vector.withUnsafeBufferPointer { Data(buffer: $0) }
                 json += "\"" + bytes.base64EncodedString() + "\""

@@ -10,7 +10,8 @@ import Foundation
 /// - normalizers: `BertNormalizer`, `Lowercase`, `NFC`, `NFD`, `NFKC`, `NFKD`, `StripAccents`, `Replace`
 ///   (string pattern), `Prepend`, `Strip`, `Sequence`;
 /// - pre-tokenizers: `BertPreTokenizer`, `Whitespace`, `WhitespaceSplit`, `Punctuation`, `Digits`, `ByteLevel`,
-///   `Metaspace`, `Split` (string pattern), `Sequence`;
+///   `Metaspace`, `Split` (a string pattern, or one of the GPT-2, Llama 3 and Qwen 2 regular expressions listed in
+///   ``PreTokenizer/knownExpressions``), `Sequence`;
 /// - models: `WordPiece`, `BPE` (byte-level, or scalar-level with byte fallback), `WordLevel`;
 /// - post-processors: `TemplateProcessing`, `BertProcessing`, `RobertaProcessing`, `ByteLevel`, `Sequence`;
 /// - decoders: `WordPiece`, `ByteLevel`, `Metaspace`, `Replace`, `ByteFallback`, `Fuse`, `Strip`, `Sequence`.

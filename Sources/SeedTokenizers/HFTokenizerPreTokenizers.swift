@@ -36,6 +36,8 @@ enum HFPreTokenizer: Sendable, Equatable {
     case metaspace(replacement: Unicode.Scalar, prependScheme: PrependScheme, split: Bool)
     /// Split on a literal string.
     case split(pattern: String, behavior: HFSplitBehavior, invert: Bool)
+    /// Split on the matches of a regular expression that ``PreTokenizer/init(expression:)`` implements.
+    case regexSplit(expression: PreTokenizer, behavior: HFSplitBehavior, invert: Bool)
     case sequence([HFPreTokenizer])
 
     enum PrependScheme: String, Sendable, Equatable {
@@ -73,7 +75,19 @@ enum HFPreTokenizer: Sendable, Equatable {
         case "Split":
             let pattern = try json.object("pattern")
             guard let literal = try pattern.optionalString("String") else {
-                throw .unsupportedComponent(kind: "pre-tokenizer", type: "Split (regex pattern)")
+                guard let expression = try pattern.optionalString("Regex") else {
+                    throw .invalidTokenizerJSON("\(json.path).pattern has neither \"String\" nor \"Regex\"")
+                }
+                guard let splitter = PreTokenizer(expression: expression) else {
+                    throw .unsupportedComponent(
+                        kind: "pre-tokenizer",
+                        type: "Split with regex \(String(reflecting: expression)) (supported: the GPT-2, Llama 3 and "
+                            + "Qwen 2 expressions)")
+                }
+                self = .regexSplit(
+                    expression: splitter, behavior: try HFSplitBehavior(json: json, default: .removed),
+                    invert: try json.bool("invert", default: false))
+                return
             }
             guard !literal.isEmpty else { throw .invalidTokenizerJSON("\(json.path).pattern.String is empty") }
             self = .split(
@@ -180,18 +194,10 @@ enum HFPreTokenizer: Sendable, Equatable {
                     i += 1
                 }
             }
-            if invert {
-                // The text between the occurrences becomes the delimiters.
-                var gaps: [Range<Int>] = []
-                var previous = 0
-                for match in matches {
-                    if match.lowerBound > previous { gaps.append(previous..<match.lowerBound) }
-                    previous = match.upperBound
-                }
-                if previous < scalars.count { gaps.append(previous..<scalars.count) }
-                matches = gaps
-            }
-            Self.splitByMatches(scalars, matches: matches, behavior: behavior, into: &result)
+            Self.splitByMatches(scalars, matches: matches, behavior: behavior, invert: invert, into: &result)
+        case .regexSplit(let expression, let behavior, let invert):
+            Self.splitByMatches(
+                scalars, matches: expression.pieceRanges(scalars), behavior: behavior, invert: invert, into: &result)
         case .sequence:
             result.append(contentsOf: split([piece], isFirstSegment: isFirst))
         }
@@ -221,18 +227,31 @@ enum HFPreTokenizer: Sendable, Equatable {
     }
 
     /// Splits around sorted, non-overlapping `matches` according to `behavior`; empty pieces are dropped.
+    ///
+    /// The matches are the delimiters, or with `invert` the pieces, each match its own piece, while the text between
+    /// matches becomes the delimiters (as in `tokenizers`' `Split`). With `contiguous`, adjacent delimiters join.
     static func splitByMatches(
-        _ scalars: [Unicode.Scalar], matches: [Range<Int>], behavior: HFSplitBehavior, into result: inout [String]
+        _ scalars: [Unicode.Scalar], matches: [Range<Int>], behavior: HFSplitBehavior, invert: Bool = false,
+        into result: inout [String]
     ) {
         // Piece boundaries as (range, isDelimiter) in order.
         var segments: [(Range<Int>, Bool)] = []
+        func add(_ range: Range<Int>, isDelimiter: Bool) {
+            if behavior == .contiguous, isDelimiter, let last = segments.last, last.1,
+                last.0.upperBound == range.lowerBound
+            {
+                segments[segments.count - 1] = (last.0.lowerBound..<range.upperBound, true)
+            } else {
+                segments.append((range, isDelimiter))
+            }
+        }
         var previous = 0
         for match in matches {
-            if match.lowerBound > previous { segments.append((previous..<match.lowerBound, false)) }
-            segments.append((match, true))
+            if match.lowerBound > previous { add(previous..<match.lowerBound, isDelimiter: invert) }
+            add(match, isDelimiter: !invert)
             previous = match.upperBound
         }
-        if previous < scalars.count { segments.append((previous..<scalars.count, false)) }
+        if previous < scalars.count { add(previous..<scalars.count, isDelimiter: invert) }
 
         var pieces: [Range<Int>] = []
         var pendingStart: Int? = nil  // start of a delimiter waiting to be merged into the next piece

@@ -66,6 +66,53 @@ public struct PreTokenizer: Sendable, Equatable {
         }
     }
 
+    /// The regular expressions `tokenizer.json` files spell out in `Split` pre-tokenizers that this type implements,
+    /// with the rule set that implements each: GPT-2's, Llama 3's and Qwen 2's (Llama 3's with single digits).
+    public static let knownExpressions: [(pattern: String, name: String)] = [
+        (#"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#, "gpt2"),
+        (
+            #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#,
+            "llama3"
+        ),
+        (
+            #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#,
+            "qwen2"
+        ),
+    ]
+
+    /// The pre-tokenizer whose matches are those of the regular expression `pattern` (one of ``knownExpressions``,
+    /// character for character), or `nil`. Its pieces tile the text: every scalar belongs to exactly one match.
+    /// Merge shortcuts are off (`tokenizer.json` says `ignore_merges` on the model, not here).
+    public init?(expression pattern: String) {
+        guard let known = Self.knownExpressions.first(where: { $0.pattern == pattern }) else { return nil }
+        switch known.name {
+        case "gpt2": self.init(canonical: "gpt2", stages: [.gpt2])
+        case "llama3": self.init(canonical: "llama3", stages: [.llama3(maxDigits: 3)])
+        default: self.init(canonical: "qwen2", stages: [.llama3(maxDigits: 1)])
+        }
+    }
+
+    /// The scalar ranges of the pieces of `scalars` (in order, tiling `0..<scalars.count`).
+    func pieceRanges(_ scalars: [Unicode.Scalar]) -> [Range<Int>] {
+        let values = scalars.map(\.value)
+        let classes = values.map(PreTokenizerScalarClass.of)
+        var ends: [Int] = []
+        var scratch: [Int] = []
+        values.withUnsafeBufferPointer { scalarBuffer in
+            classes.withUnsafeBufferPointer { classBuffer in
+                pieceEnds(scalars: scalarBuffer, classes: classBuffer, into: &ends, scratch: &scratch)
+            }
+        }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(ends.count)
+        var start = 0
+        for end in ends {
+            ranges.append(start..<end)
+            start = end
+        }
+        return ranges
+    }
+
     private init(canonical: String, stages: [Stage], ignoresMerges: Bool = false) {
         self.name = canonical
         self.stages = stages

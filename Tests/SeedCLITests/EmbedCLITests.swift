@@ -65,8 +65,94 @@ import Testing
         try FileManager.default.copyItem(atPath: miniLM, toPath: broken)
         try Data("{ not json".utf8).write(to: URL(fileURLWithPath: broken + "/tokenizer.json"))
         try expectFailure(["embed", "--model", broken, "x"], mentions: "tokenizer")
+        // The real tokenizer.json with a normalizer this implementation does not have: the error names it.
+        let original = try Data(contentsOf: URL(fileURLWithPath: miniLM + "/tokenizer.json"))
+        var object = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        object["normalizer"] = ["type": "Precompiled", "precompiled_charsmap": "AA=="]
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: broken + "/tokenizer.json"))
+        try expectFailure(["embed", "--model", broken, "x"], mentions: #"normalizer type "Precompiled""#)
         try FileManager.default.removeItem(atPath: broken + "/tokenizer.json")
         try expectFailure(["embed", "--model", broken, "x"], mentions: "tokenizer.json")
+        // A weights file cut short.
+        try FileManager.default.copyItem(atPath: miniLM + "/tokenizer.json", toPath: broken + "/tokenizer.json")
+        let weights = try Data(contentsOf: URL(fileURLWithPath: miniLM + "/model.safetensors"))
+        try FileManager.default.removeItem(atPath: broken + "/model.safetensors")
+        try weights.prefix(weights.count / 2).write(to: URL(fileURLWithPath: broken + "/model.safetensors"))
+        try expectFailure(["embed", "--model", broken, "x"], mentions: "past the end")
         try? FileManager.default.removeItem(atPath: broken)
+    }
+
+    /// The empty string is a text like any other for sentence-transformers ([CLS] [SEP]); a text longer than
+    /// max_seq_length is truncated to it, and both the note on stderr and the JSONL row say so.
+    @Test func emptyAndOverlongTextsAreHandledAsSentenceTransformersDoes() throws {
+        let references = try JSONDecoder().decode(
+            [Reference].self, from: TestPaths.referenceData("minilm/embeddings.json"))
+        let empty = try #require(references.first { $0.text.isEmpty })
+        let long = try #require(references.first { $0.text.count > 1000 })
+        let r = try SeedProcess.run(["embed", "--model", miniLM, "--jsonl", "--", "", long.text, "short"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = r.stdout.split(separator: "\n").map { line -> [String: Any] in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+        }
+        #expect(rows.count == 3)
+        #expect(rows.map { $0["tokens"] as? Int } == [2, 256, 3])
+        #expect(rows.map { $0["truncated"] as? Bool } == [false, true, false])
+        #expect(r.stderr.contains("note: text 1 has 302 tokens; truncated to 256"), "\(r.stderr)")
+        #expect(!r.stderr.contains("text 0") && !r.stderr.contains("text 2"))
+        for (row, reference) in zip(rows.prefix(2), [empty, long]) {
+            let vector = row["embedding"] as? [Double] ?? []
+            #expect(vector.count == 384)
+            #expect(zip(vector, reference.embedding).reduce(0) { $0 + $1.0 * $1.1 } >= 0.9999)
+        }
+    }
+
+    @Test func benchEmbedPrintsOneJSONObject() throws {
+        let texts = try temporaryFile(
+            "bench-embed.txt", Data("The cat sat on the mat.\nA second, longer sentence about cats.\nThird.\n".utf8))
+        let r = try SeedProcess.run([
+            "bench-embed", "--model", miniLM, "--file", texts, "--threads", "1", "--batch-size", "2", "--repeats", "1",
+            "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(object["threads"] as? Int == 1)
+        #expect(object["batch_size"] as? Int == 2)
+        #expect(object["sentences"] as? Int == 3)
+        // [CLS] the cat sat on the mat . [SEP] = 9; [CLS] a second , longer sentence about cats . [SEP] = 10;
+        // [CLS] third . [SEP] = 4.
+        #expect(object["tokens"] as? Int == 23)
+        #expect((object["sentences_per_s"] as? Double ?? 0) > 0)
+        #expect((object["tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((object["rss_mb"] as? Double ?? 0) > 0)
+        #expect(object["load_s"] is Double)
+
+        let text = try SeedProcess.run(["bench-embed", "--model", miniLM, "--file", texts, "--repeats", "2"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("3 texts (23 tokens)"))
+        #expect(text.stdout.contains("median of 2"))
+    }
+
+    @Test func benchEmbedBadInput() throws {
+        func expectFailure(_ arguments: [String], mentions: String) throws {
+            let r = try SeedProcess.run(["bench-embed", "--model", miniLM] + arguments)
+            #expect(r.status != 0, "expected failure for \(arguments)")
+            #expect(r.stderr.localizedCaseInsensitiveContains(mentions), "stderr was: \(r.stderr)")
+            #expect(!r.stderr.contains("crashed"), "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        let texts = try temporaryFile("bench-embed-bad.txt", Data("one\ntwo\n".utf8))
+        let empty = try temporaryFile("bench-embed-empty.txt", Data())
+        try expectFailure([], mentions: "--file")
+        try expectFailure(["--file", texts, "--threads", "0"], mentions: "--threads")
+        try expectFailure(["--file", texts, "--threads", "2000"], mentions: "--threads")
+        try expectFailure(["--file", texts, "--batch-size", "0"], mentions: "--batch-size")
+        try expectFailure(["--file", texts, "--batch-size", "-3"], mentions: "batch-size")
+        try expectFailure(["--file", texts, "--repeats", "0"], mentions: "--repeats")
+        try expectFailure(["--file", texts, "--repeats", "many"], mentions: "repeats")
+        try expectFailure(["--file", "/no/such/texts.txt"], mentions: "cannot read")
+        try expectFailure(["--file", empty], mentions: "no text")
+        let r = try SeedProcess.run(["bench-embed", "--model", "/no/such/dir", "--file", texts])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("does not exist"), "\(r.stderr)")
     }
 }

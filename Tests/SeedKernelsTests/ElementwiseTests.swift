@@ -7,22 +7,22 @@ import Testing
 /// The vectorised exponential and the kernels built on it (softmax, SwiGLU, attention) against double-precision
 /// references.
 @Suite struct ElementwiseTests {
-    @Test func exp16MatchesLibmToAFewUlp() {
-        var worst = 0.0
+    @Test func exp16MatchesLibmWithinTwoUlp() {
+        var worst: Float = 0
         var x = Float(-87.3)
         while x <= 88 {
             let lanes = SIMD16<Float>((0..<16).map { x + Float($0) * 0.0061 })
             let e = exp16(lanes)
-            for i in 0..<16 where lanes[i] <= 88 {
+            for i in 0..<16 {
                 let expected = Foundation.exp(Double(lanes[i]))
-                worst = max(worst, abs(Double(e[i]) - expected) / expected)
+                worst = max(worst, Float(abs(Double(e[i]) - expected) / Double(Float(expected).ulp)))
             }
             x += 0.0977
         }
-        print("exp16: worst relative error \(worst)")
-        #expect(worst < 4e-7)
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        // Far below the range: the smallest normal float, never NaN or a denormal; far above: finite.
         let extremes = exp16(SIMD16<Float>(repeating: -1000))
-        #expect(extremes[0] >= 0 && extremes[0] < 1.3e-38)
+        #expect(extremes[0] > 0 && extremes[0] < 1.2e-38)
         #expect(exp16(SIMD16<Float>(repeating: 0))[3] == 1)
         #expect(exp16(SIMD16<Float>(repeating: 500))[0].isFinite)
     }
@@ -44,7 +44,7 @@ import Testing
 
     @Test func softmaxMatchesNaive() {
         var rng = SplitMix(state: 4)
-        for count in [1, 15, 16, 100] {
+        for count in [1, 15, 16, 17, 40, 100] {
             let x = (0..<count).map { _ in (rng.nextFloat() * 2 - 1) * 30 }
             var y = x
             softmaxInPlace(&y, count: count)

@@ -105,3 +105,36 @@ struct SplitMix {
         }
     }
 }
+
+/// Float32 weights at every batch size path: fused small batches, the in-place broadcast kernel (edges of 8 rows
+/// and 16/32 tokens included) and sgemm, against a Double reference.
+@Suite struct Float32ProductTests {
+    static let pool = WorkerPool(threads: 2)
+
+    @Test(arguments: [1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 50, 128, 129, 300])
+    func float32ProductMatchesNaiveAtEveryBatchSize(tokens: Int) throws {
+        var rng = SplitMix(state: UInt64(tokens) &+ 99)
+        let multiplier = MatrixMultiplier(pool: Self.pool)
+        for (rows, columns) in [(19, 40), (64, 96)] {
+            let w = (0..<(rows * columns)).map { _ in rng.nextFloat() * 2 - 1 }
+            // Activations with a row stride wider than the row, outputs with a wider stride too.
+            let xStride = columns + 3
+            let yStride = rows + 5
+            let x = (0..<(tokens * xStride)).map { _ in rng.nextFloat() * 2 - 1 }
+            var y = [Float](repeating: .nan, count: tokens * yStride)
+            try w.withUnsafeBytes { raw in
+                let matrix = try WeightMatrix(type: .f32, rows: rows, columns: columns, data: raw.baseAddress!)
+                multiplier.multiply(matrix, x, xStride: xStride, tokens: tokens, into: &y, yStride: yStride)
+            }
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var expected = 0.0
+                    for c in 0..<columns { expected += Double(w[r * columns + c]) * Double(x[t * xStride + c]) }
+                    #expect(abs(Double(y[t * yStride + r]) - expected) < 1e-4, "token \(t) row \(r)")
+                }
+                // Padding between output rows is untouched.
+                for r in rows..<yStride where t * yStride + r < y.count { #expect(y[t * yStride + r].isNaN) }
+            }
+        }
+    }
+}

@@ -221,6 +221,53 @@ func removeDirectory(_ path: String) {
         #expect(throws: ModelError.self) { try BERTModel(directory: directory) }
     }
 
+    @Test func truncatedWeightsAndLyingHeaderNameTheFileAndTensor() throws {
+        let directory = try TinyBERT().write()
+        defer { removeDirectory(directory) }
+        let path = directory + "/model.safetensors"
+        let url = URL(fileURLWithPath: path)
+        let original = try Data(contentsOf: url)
+        func loadError() -> String? {
+            do {
+                _ = try BERTModel(directory: directory)
+                return nil
+            } catch {
+                guard case .file(let message) = error else { return "wrong case: \(error)" }
+                return message
+            }
+        }
+        let headerLength = Int(original.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try #require(
+            try JSONSerialization.jsonObject(with: original.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        // The tensor stored last: cutting the file 100 bytes short leaves it reaching past the end.
+        let last = try #require(
+            header.filter { $0.key != "__metadata__" }.max { a, b in
+                ((a.value as? [String: Any])?["data_offsets"] as? [Int] ?? [0, 0])[1]
+                    < ((b.value as? [String: Any])?["data_offsets"] as? [Int] ?? [0, 0])[1]
+            }?.key)
+        try original.prefix(original.count - 100).write(to: url)
+        let truncated = try #require(loadError())
+        #expect(truncated.hasPrefix(path), "\(truncated)")
+        #expect(truncated.contains("'\(last)'") && truncated.contains("past the end"), "\(truncated)")
+        // Cut inside the header.
+        try original.prefix(8 + headerLength / 2).write(to: url)
+        #expect(try #require(loadError()).contains("header length \(headerLength)"))
+
+        // A header that lies: one tensor's end offset moved 4 bytes further than its shape needs.
+        let name = "encoder.layer.0.attention.self.query.bias"
+        var lying = header
+        var entry = try #require(lying[name] as? [String: Any])
+        let offsets = try #require(entry["data_offsets"] as? [Int])
+        entry["data_offsets"] = [offsets[0], offsets[1] + 4]
+        lying[name] = entry
+        let json = try JSONSerialization.data(withJSONObject: lying)
+        var bytes = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
+        try (bytes + json + original.suffix(from: 8 + headerLength)).write(to: url)
+        let lie = try #require(loadError())
+        #expect(lie.contains("'\(name)'") && lie.contains("has 132 data bytes, expected 128"), "\(lie)")
+    }
+
     @Test func badInputIsRejected() throws {
         let directory = try TinyBERT().write()
         defer { removeDirectory(directory) }

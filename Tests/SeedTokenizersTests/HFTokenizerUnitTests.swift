@@ -329,3 +329,102 @@ struct HFTokenizerBadInputTests {
         #expect(tokenizer.encode(String(repeating: "a ", count: 50_000), maxLength: 10).ids.count == 10)
     }
 }
+
+@Suite("HFTokenizer Split with regular expressions")
+struct HFTokenizerRegexSplitTests {
+    static let gpt2 = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+    static let llama3 =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2 =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static func split(_ pattern: String, behavior: String = "Isolated", invert: Bool = false) throws -> HFPreTokenizer {
+        let json: [String: Any] = [
+            "type": "Split", "pattern": ["Regex": pattern], "behavior": behavior, "invert": invert,
+        ]
+        return try HFPreTokenizer(json: HFJSONObject(json, path: "tokenizer.pre_tokenizer"))
+    }
+
+    static let text = "Hello WORLD'S 12345 tests!!\n\n  ok\tÉcole's café 3.14 👍🏽 日本語"
+
+    /// Expected pieces: `tokenizers` 0.23.3, `pre_tokenizers.Split(Regex(pattern), behavior="isolated")`.
+    @Test("the GPT-2, Llama 3 and Qwen 2 expressions split as tokenizers does")
+    func knownExpressions() throws {
+        #expect(
+            try Self.split(Self.gpt2).split(Self.text, isFirstSegment: true) == [
+                "Hello", " WORLD", "'", "S", " 12345", " tests", "!!", "\n\n ", " ok", "\t", "École", "'s", " café",
+                " 3", ".", "14", " 👍🏽", " 日本語",
+            ])
+        #expect(
+            try Self.split(Self.llama3).split(Self.text, isFirstSegment: true) == [
+                "Hello", " WORLD", "'S", " ", "123", "45", " tests", "!!\n\n", " ", " ok", "\tÉcole", "'s", " café",
+                " ", "3", ".", "14", " 👍🏽", " 日本語",
+            ])
+        #expect(
+            try Self.split(Self.qwen2).split(Self.text, isFirstSegment: true) == [
+                "Hello", " WORLD", "'S", " ", "1", "2", "3", "4", "5", " tests", "!!\n\n", " ", " ok", "\tÉcole", "'s",
+                " café", " ", "3", ".", "1", "4", " 👍🏽", " 日本語",
+            ])
+    }
+
+    /// Expected pieces: `tokenizers` 0.23.3 on "ab, cd" with the GPT-2 expression (its matches tile the text).
+    @Test("every split behavior and invert, as tokenizers does them")
+    func behaviors() throws {
+        func pieces(_ behavior: String, invert: Bool = false) throws -> [String] {
+            try Self.split(Self.gpt2, behavior: behavior, invert: invert).split("ab, cd", isFirstSegment: true)
+        }
+        #expect(try pieces("Removed") == [])
+        #expect(try pieces("MergedWithPrevious") == ["ab", ",", " cd"])
+        #expect(try pieces("MergedWithNext") == ["ab", ",", " cd"])
+        #expect(try pieces("Contiguous") == ["ab, cd"])
+        #expect(try pieces("Removed", invert: true) == ["ab", ",", " cd"])
+        // Literal patterns follow the same rules: inverted, each occurrence is its own piece.
+        let literal = HFPreTokenizer.split(pattern: "ab", behavior: .removed, invert: true)
+        #expect(literal.split("ababxab", isFirstSegment: true) == ["ab", "ab", "ab"])
+        let contiguous = HFPreTokenizer.split(pattern: "-", behavior: .contiguous, invert: false)
+        #expect(contiguous.split("a--b-c", isFirstSegment: true) == ["a", "--", "b", "-", "c"])
+    }
+
+    @Test("a Llama 3 style tokenizer.json: Split by the expression, then byte-level BPE within each piece")
+    func piecesBoundMerges() throws {
+        // Ranked first, the merge "3 4" would join the digits across the \p{N}{1,3} boundary: 12345 → 12 34 5.
+        let vocabulary: [String: Int] = [
+            "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "12": 5, "123": 6, "45": 7, "34": 8,
+        ]
+        let data = try tokenizerJSON(
+            model: [
+                "type": "BPE", "vocab": vocabulary, "merges": ["3 4", "1 2", "12 3", "4 5"], "unk_token": NSNull(),
+            ],
+            preTokenizer: [
+                "type": "Sequence",
+                "pretokenizers": [
+                    ["type": "Split", "pattern": ["Regex": Self.llama3], "behavior": "Isolated", "invert": false],
+                    ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false],
+                ],
+            ],
+            decoder: ["type": "ByteLevel"])
+        let tokenizer = try HFTokenizer(json: data)
+        #expect(tokenizer.encode("12345").ids == [6, 7])
+        #expect(try tokenizer.decode([6, 7]) == "12345")
+    }
+
+    @Test("an expression it does not implement is named in the error; a pattern of neither kind is invalid")
+    func unsupported() throws {
+        let pattern = #"\p{Han}+|[a-z]+"#
+        #expect {
+            try Self.split(pattern)
+        } throws: { error in
+            guard case .unsupportedComponent(let kind, let type) = error as? TokenizerError else { return false }
+            return kind == "pre-tokenizer" && type.contains(pattern) && type.contains("Split")
+        }
+        #expect {
+            try HFPreTokenizer(
+                json: HFJSONObject(
+                    ["type": "Split", "pattern": ["Glob": "*"], "behavior": "Isolated"], path: "tokenizer.pre_tokenizer"
+                ))
+        } throws: { error in
+            guard case .invalidTokenizerJSON(let message) = error as? TokenizerError else { return false }
+            return message.contains("pattern")
+        }
+    }
+}
