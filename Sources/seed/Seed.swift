@@ -11,7 +11,8 @@ struct Seed: AsyncParsableCommand {
             """,
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
-            PerplexityCommand.self, BenchCommand.self, ServeCommand.self, DataCommand.self, TrainCommand.self,
+            PerplexityCommand.self, BenchCommand.self, BenchTrainCommand.self, ServeCommand.self, DataCommand.self,
+            TrainCommand.self,
             ExportCommand.self,
         ])
 }
