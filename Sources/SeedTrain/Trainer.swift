@@ -308,37 +308,20 @@ public final class Trainer {
     /// Training FLOPs per target token: `6·N` for the matrix products of forward and backward plus the attention
     /// scores and mixing, `12·layers·hidden·seq_len / 2` for a causal mask (PaLM's estimate, halved).
     public var flopsPerToken: Double {
+        Self.flopsPerToken(configuration: configuration, parameterCount: parameterCount)
+    }
+
+    /// Training FLOPs per target token of `configuration` with `parameterCount` parameters:
+    /// `6·N + 6·layers·hidden·seq_len` (see ``flopsPerToken``).
+    public static func flopsPerToken(configuration: TrainingConfiguration, parameterCount: Int) -> Double {
         let m = configuration.model
         return 6 * Double(parameterCount) + 6 * Double(m.layers * m.hiddenSize * configuration.training.seqLen)
     }
 
-    /// Measures the pool's float32 GEMM throughput: every thread multiplies 384×384 matrices for about 0.3 s.
+    /// Measures the pool's float32 GEMM throughput (see ``measureSgemmPeak(pool:)``) into ``peakFLOPS``.
     public func measurePeakFLOPS() -> Double {
-        let n = 384
-        let threads = pool.threadCount
-        let matrices = (0..<threads).map { _ in [Float](repeating: 0.5, count: 3 * n * n) }
-        var repeats = 1
-        while true {
-            let start = DispatchTime.now().uptimeNanoseconds
-            matrices.withUnsafeBufferPointer { all in
-                pool.parallelFor(threads) { thread in
-                    all[thread].withUnsafeBufferPointer { m in
-                        let base = UnsafeMutablePointer(mutating: m.baseAddress!)
-                        for _ in 0..<repeats {
-                            cblas_sgemm(
-                                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, base,
-                                Int32(n), base + n * n, Int32(n), 0, base + 2 * n * n, Int32(n))
-                        }
-                    }
-                }
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if seconds > 0.3 || repeats >= 1 << 12 {
-                peakFLOPS = 2 * Double(n * n * n) * Double(repeats * threads) / seconds
-                return peakFLOPS
-            }
-            repeats *= seconds < 0.03 ? 8 : 2
-        }
+        peakFLOPS = measureSgemmPeak(pool: pool)
+        return peakFLOPS
     }
 
     // MARK: Running
@@ -882,5 +865,34 @@ public final class Trainer {
         if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
         if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
         return "\(total)s"
+    }
+}
+
+/// Measures `pool`'s float32 GEMM throughput in FLOP/s: every thread multiplies 384×384 matrices with single-threaded
+/// OpenBLAS calls for about 0.3 s (the MFU denominator of `seed train` and `seed bench-train`).
+public func measureSgemmPeak(pool: WorkerPool) -> Double {
+    let n = 384
+    let threads = pool.threadCount
+    let matrices = (0..<threads).map { _ in [Float](repeating: 0.5, count: 3 * n * n) }
+    var repeats = 1
+    while true {
+        let start = DispatchTime.now().uptimeNanoseconds
+        matrices.withUnsafeBufferPointer { all in
+            pool.parallelFor(threads) { thread in
+                all[thread].withUnsafeBufferPointer { m in
+                    let base = UnsafeMutablePointer(mutating: m.baseAddress!)
+                    for _ in 0..<repeats {
+                        cblas_sgemm(
+                            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, base,
+                            Int32(n), base + n * n, Int32(n), 0, base + 2 * n * n, Int32(n))
+                    }
+                }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if seconds > 0.3 || repeats >= 1 << 12 {
+            return 2 * Double(n * n * n) * Double(repeats * threads) / seconds
+        }
+        repeats *= seconds < 0.03 ? 8 : 2
     }
 }

@@ -11,7 +11,7 @@ struct Seed: AsyncParsableCommand {
             """,
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
-            PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self, ServeCommand.self, DataCommand.self,
-            TrainCommand.self, ExportCommand.self, SlurmCommand.self,
+            PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self, BenchTrainCommand.self,
+            ServeCommand.self, DataCommand.self, TrainCommand.self, ExportCommand.self, SlurmCommand.self,
         ])
 }

@@ -216,3 +216,55 @@ private func runAndKill(_ arguments: [String], after seconds: Double) throws -> 
         try expectFailure(["export", run, "--format", "onnx", "--output", directory + "/x"], mentions: "format")
     }
 }
+
+@Suite struct BenchTrainCLITests {
+    @Test func timesStepsAndPrintsJSON() throws {
+        let directory = try trainDirectory("bench")
+        // The data directory does not exist: the benchmark never reads it.
+        let config = try writeConfig(
+            directory, "bench.toml", tinyConfig(data: directory + "/no-data", run: directory + "/no-run"))
+        let r = try SeedProcess.run([
+            "bench-train", config, "--steps", "2", "--warmup", "1", "--threads", "1", "--peak-gflops", "10",
+            "--set", "training.batch_size=2", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        // 49152 × 32 tied embedding + 2 layers + final norm.
+        let perLayer = 32 + 32 * 32 + 2 * 16 * 32 + 32 * 32 + 32 + 3 * 32 * 64
+        #expect(object["parameters"] as? Int == 49152 * 32 + 2 * perLayer + 32)
+        #expect(object["threads"] as? Int == 1)
+        #expect(object["tokens_per_step"] as? Int == 2 * 32)
+        #expect(object["micro_batch_size"] as? Int == 2)
+        #expect((object["step_seconds"] as? [Double])?.count == 2)
+        let rate = try #require(object["tokens_per_s"] as? Double)
+        let median = try #require(object["median_step_s"] as? Double)
+        #expect(rate > 0 && abs(rate * median - 64) < 0.5)
+        #expect(object["peak_gflop_s"] as? Double == 10)
+        let flops = try #require(object["flops_per_token"] as? Double)
+        let mfu = try #require(object["mfu"] as? Double)
+        #expect(abs(mfu - rate * flops / 1e10) < 1e-3)
+        #expect((object["first_loss"] as? Double ?? 0) > 10)  // ln(49152) ≈ 10.8
+        #expect(!FileManager.default.fileExists(atPath: directory + "/no-run"))
+    }
+
+    @Test func badInputIsRefused() throws {
+        let directory = try trainDirectory("bench-bad")
+        let config = try writeConfig(
+            directory, "bench.toml", tinyConfig(data: directory + "/no-data", run: directory + "/no-run"))
+        let cases: [([String], String)] = [
+            (["bench-train", directory + "/missing.toml"], "missing.toml"),
+            (["bench-train", config, "--steps", "0"], "--steps"),
+            (["bench-train", config, "--warmup", "-1"], "--warmup"),
+            (["bench-train", config, "--threads", "0"], "--threads"),
+            (["bench-train", config, "--peak-gflops", "0"], "--peak-gflops"),
+            (["bench-train", config, "--set", "training.batch_size=3"], "batch_size"),
+            (["bench-train", config, "--set", "nonsense"], "nonsense"),
+            (["bench-train", config, "--set", "model.heads=5"], "heads"),
+        ]
+        for (arguments, mention) in cases {
+            let r = try SeedProcess.run(arguments)
+            #expect(r.status != 0, "\(arguments) succeeded")
+            #expect(r.stderr.contains(mention), "\(arguments): \(r.stderr)")
+        }
+    }
+}
