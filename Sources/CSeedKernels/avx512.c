@@ -84,14 +84,14 @@ SEED_INLINE __m128i q4_headers2(const uint8_t *p, int block_bytes, int has_min) 
 // One row of a Q4 matrix against `T` activation vectors (token t: bytes at `xq + t · 32 · blocks`, scales at
 // `xs + t · blocks`): Σ over blocks of d·sx·Σ q·qx + m·Σx̂, written to `y[t · y_stride]`. The weights are loaded and
 // unpacked once for all tokens; each token's arithmetic is the same sequence of operations whatever `T` is (the
-// gemv is T = 1), so a token's result never depends on the others. `T` is a constant after inlining (1 ... 4).
+// gemv is T = 1), so a token's result never depends on the others. `T` is a constant after inlining (1 ... 8).
 SEED_INLINE void q4_row(const uint8_t *row, int64_t blocks, const int8_t *xq, const seed_q8_block *xs, int T,
                         float *y, int64_t y_stride, int block_bytes, int nibbles, int has_min) {
     const __m256i spread0 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
     const __m256i spread1 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
     const __m256i mask = _mm256_set1_epi8(0x0F);
     const int64_t x_stride = 32 * blocks;
-    __m256 acc[4], off[4];
+    __m256 acc[8], off[8];
     for (int t = 0; t < T; t++) acc[t] = off[t] = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 4 <= blocks; b += 4) {  // two pairs of blocks
@@ -130,7 +130,7 @@ SEED_INLINE void q4_row(const uint8_t *row, int64_t blocks, const int8_t *xq, co
         b += 2;
     }
     // Lanes 1, 3, 5, 7 of `off` hold m·Σx̂ (Q4_1) or d·Σx̂ (Q4_0, to be scaled by -8).
-    float total[4];
+    float total[8];
     for (int t = 0; t < T; t++) {
         __m256 m = _mm256_blend_ps(_mm256_setzero_ps(), off[t], 0xAA);
         __m256 a = has_min ? _mm256_add_ps(acc[t], m) : _mm256_fmadd_ps(m, _mm256_set1_ps(-8.0f), acc[t]);
@@ -166,13 +166,13 @@ void seed_gemv_q4_0_q8_avx512(SEED_GEMV_ARGS) {
 
 void seed_gemm_q4_1_q8_avx512(SEED_GEMM_ARGS) {
 #define CALL(T) q4_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride, 20, 4, 1)
-    SEED_GEMM_TOKEN_GROUPS(CALL)
+    SEED_GEMM_TOKEN_GROUPS8(CALL)
 #undef CALL
 }
 
 void seed_gemm_q4_0_q8_avx512(SEED_GEMM_ARGS) {
 #define CALL(T) q4_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride, 18, 2, 0)
-    SEED_GEMM_TOKEN_GROUPS(CALL)
+    SEED_GEMM_TOKEN_GROUPS8(CALL)
 #undef CALL
 }
 
@@ -192,7 +192,7 @@ SEED_INLINE __m256i activation_block(const int8_t *xq, int64_t blocks, int64_t k
 SEED_INLINE void q8_0_row(const uint8_t *row, int64_t blocks, const int8_t *xq, const seed_q8_block *xs, int T,
                           float *y, int64_t y_stride) {
     const int64_t x_stride = 32 * blocks;
-    __m256 acc[4];
+    __m256 acc[8];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 4 <= blocks; b += 4) {
@@ -238,7 +238,7 @@ void seed_gemv_q8_0_q8_avx512(SEED_GEMV_ARGS) {
 
 void seed_gemm_q8_0_q8_avx512(SEED_GEMM_ARGS) {
 #define CALL(T) q8_0_row(row, blocks, xq + t * 32 * blocks, xs + t * blocks, T, y + t * y_stride + r, y_stride)
-    SEED_GEMM_TOKEN_GROUPS(CALL)
+    SEED_GEMM_TOKEN_GROUPS8(CALL)
 #undef CALL
 }
 

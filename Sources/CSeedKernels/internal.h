@@ -84,6 +84,24 @@ static inline int32_t seed_load_i32(const uint8_t *p) {
         }                                                                                                        \
     }
 
+// As `SEED_GEMM_TOKEN_GROUPS` with groups of eight (for AVX-512's 32 vector registers), then the remaining 1 ... 7.
+#define SEED_GEMM_TOKEN_GROUPS8(call)                                                                           \
+    for (int64_t r = row_begin; r < row_end; r++) {                                                              \
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;                                                 \
+        int64_t t = 0;                                                                                           \
+        for (; t + 8 <= tokens; t += 8) call(8);                                                                 \
+        switch (tokens - t) {                                                                                    \
+        case 7: call(7); break;                                                                                  \
+        case 6: call(6); break;                                                                                  \
+        case 5: call(5); break;                                                                                  \
+        case 4: call(4); break;                                                                                  \
+        case 3: call(3); break;                                                                                  \
+        case 2: call(2); break;                                                                                  \
+        case 1: call(1); break;                                                                                  \
+        default: break;                                                                                          \
+        }                                                                                                        \
+    }
+
 void seed_quantize_q8_scalar(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
 void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS);
 void seed_gemv_q4_0_q8_scalar(SEED_GEMV_ARGS);

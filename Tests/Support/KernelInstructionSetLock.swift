@@ -6,7 +6,8 @@ import Synchronization
 /// bit-for-bit comparisons of two runs of the model: the vector implementations agree with each other only within
 /// rounding, so a switch in the middle of such a test would fail it.
 ///
-/// Plain acquire/release (polling, not a lock owned by a thread), so async tests can hold it across suspensions.
+/// Waiting polls and blocks the calling thread: hold it only in synchronous tests (an async test holding it across
+/// awaits can deadlock the cooperative pool while synchronous tests wait for it).
 public enum KernelInstructionSetLock {
     private static let held = Mutex(false)
 
