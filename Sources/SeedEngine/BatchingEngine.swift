@@ -468,21 +468,27 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
         let now = ContinuousClock.now
         let total = (now - sequence.submitted).seconds
         let first = sequence.firstTokenTime.map { ($0 - sequence.submitted).seconds } ?? total
-        sequence.continuation.yield(
-            .finished(
-                CompletionSummary(
-                    finishReason: reason, promptTokens: sequence.promptCount,
-                    cachedPromptTokens: sequence.cachedPromptTokens, completionTokens: sequence.generated,
-                    timeToFirstToken: first, totalSeconds: total)))
-        finish(sequence, error: nil)
+        let summary = CompletionSummary(
+            finishReason: reason, promptTokens: sequence.promptCount,
+            cachedPromptTokens: sequence.cachedPromptTokens, completionTokens: sequence.generated,
+            timeToFirstToken: first, totalSeconds: total)
+        // The blocks go back before the client hears the end, so whoever reads the statistics after a response
+        // has ended sees them free.
+        releaseResources(of: sequence)
+        sequence.continuation.yield(.finished(summary))
+        sequence.continuation.finish()
     }
 
     private func finish(_ sequence: ActiveSequence, error: (any Error)?, cancelled: Bool = false) {
+        releaseResources(of: sequence)
         if let error {
             sequence.continuation.finish(throwing: error)
         } else {
             sequence.continuation.finish()
         }
+    }
+
+    private func releaseResources(of sequence: ActiveSequence) {
         blocks.release(blocks: sequence.blocks)
         sequence.setBlocks([])
         sequence.isRunning = false
