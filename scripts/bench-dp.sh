@@ -26,9 +26,14 @@ while [ $# -gt 0 ]; do
 done
 
 scripts/install-deps.sh
-# The numeric targets (SeedTrain, SeedDistributed, kernels) are built with -O even in debug builds (Package.swift).
-swift build --product seed >/dev/null
-seed=$(pwd)/.build/debug/seed
+# The release build (what users run): a debug build's non-numeric code (data loader, logging) costs several times the
+# step here. $SEED_BIN overrides.
+if [ -n "${SEED_BIN:-}" ]; then
+    seed=$(realpath "$SEED_BIN")
+else
+    swift build -c release --product seed >/dev/null
+    seed=$(pwd)/.build/release/seed
+fi
 work=${SEED_BENCH_DIR:-/tmp/seed-bench-dp}
 mkdir -p "$work"
 if [ ! -f "$work/data/manifest.json" ]; then
