@@ -485,9 +485,13 @@ public final class Trainer {
     /// Runs a collective operation, turning its failure into ``TrainerError/collective(_:diagnosis:)`` with what the
     /// heartbeat files say about the other ranks.
     private func collectively<Result>(_ body: () throws(DistributedError) -> Result) throws(TrainerError) -> Result {
+        heartbeat?.enter(.waiting)
         do {
-            return try body()
+            let result = try body()
+            heartbeat?.enter(.computing)
+            return result
         } catch {
+            heartbeat?.enter(.failed)
             throw .collective(error, diagnosis: heartbeat?.diagnosePeers() ?? "")
         }
     }

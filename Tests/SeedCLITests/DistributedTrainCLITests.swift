@@ -353,7 +353,7 @@ private let weightTolerance: Float = 1e-4
             while Date().timeIntervalSince(start) < 60 {
                 if let text = try? String(contentsOfFile: hungRun + "/ranks/rank-1", encoding: .utf8) {
                     let fields = text.split(separator: " ")
-                    if fields.count == 4, let pid = Int32(fields[0]), let step = Int(fields[2]), step >= 2 {
+                    if fields.count == 6, let pid = Int32(fields[0]), let step = Int(fields[2]), step >= 2 {
                         kill(pid, SIGSTOP)
                         stopped = pid
                         break
@@ -400,7 +400,7 @@ private let weightTolerance: Float = 1e-4
             while Date().timeIntervalSince(start) < 120 {
                 if let text = try? String(contentsOfFile: run + "/ranks/rank-1", encoding: .utf8) {
                     let fields = text.split(separator: " ")
-                    if fields.count == 4, let pid = Int32(fields[0]), let step = Int(fields[2]), step >= 12 {
+                    if fields.count == 6, let pid = Int32(fields[0]), let step = Int(fields[2]), step >= 12 {
                         kill(pid, SIGKILL)
                         killedPID = pid
                         return
@@ -476,6 +476,70 @@ private let weightTolerance: Float = 1e-4
         #expect(b.stderr.contains("mpi-two-hosts: exit 0"), "\(b)")
     }
 
+    /// An unreachable peer: two "hosts" whose data network (Open MPI's TCP BTL) is cut after rank 1 has finished step
+    /// 2, while the launcher's control network stays up. Both ranks wait in the same collective and never hear each
+    /// other; the job must end within the collective timeout with a message naming the peer and the network, and the
+    /// namespaces must be gone afterwards.
+    @Test func anUnreachablePeerEndsTheRunWithAClearErrorInsteadOfAHang() throws {
+        guard getuid() == 0 else {
+            throw Ranks.MissingTool(description: "the two-host test needs root for ip netns (CI runs as root)")
+        }
+        let directory = try makeDirectory("unreachable")
+        let data = try preparedCorpus(in: directory)
+        let config = directory + "/tiny.toml"
+        try writeFile(config, tinyConfig(data: data, steps: 200))
+        let run = directory + "/run"
+        let cut = directory + "/cut-now"
+        nonisolated(unsafe) var cutAtStep = -1
+        let result = try Ranks.run(
+            "/bin/bash",
+            [TestPaths.packageRoot() + "/scripts/mpi-two-hosts.sh", "train", config, "--output", run, "--quiet"],
+            extraEnvironment: [
+                "SEED_SELFTEST": SeedProcess.executable, "SEED_COLLECTIVE_TIMEOUT": "4",
+                "SEED_TWO_HOSTS_CUT_DATA": cut,
+            ], limit: 240
+        ) { _ in
+            let start = Date()
+            while Date().timeIntervalSince(start) < 180 {
+                if let text = try? String(contentsOfFile: run + "/ranks/rank-1", encoding: .utf8) {
+                    let fields = text.split(separator: " ")
+                    if fields.count == 6, let step = Int(fields[2]), step >= 2 {
+                        FileManager.default.createFile(atPath: cut, contents: Data())
+                        cutAtStep = step
+                        return
+                    }
+                }
+                usleep(20_000)
+            }
+        }
+        #expect(cutAtStep >= 2, "rank 1 never finished step 2: \(result)")
+        #expect(result.stderr.contains("mpi-two-hosts: data network cut"), "\(result)")
+        #expect(result.status != 0 && !result.killed, "\(result)")
+        // The first rank to give up names the other one, on the other host, and the network.
+        #expect(result.stderr.contains("timed out after 4 s on rank"), "\(result)")
+        // Whichever rank times out first sees the other still waiting; the second sees that the first gave up in
+        // the same collective. Both blame the network between the two hosts, never a slow or dead peer.
+        let views = [("0", "b", "a"), ("1", "a", "b")].map { rank, peerHost, ownHost in
+            result.stderr.range(
+                of:
+                    "Error: rank \(rank) of 2: .* timed out after 4 s on rank \(rank) of 2: .*on seed-host-\(peerHost)[)] "
+                    + "(is running and waiting in|gave up on) a collective of step [0-9]+ too, so the ranks do "
+                    + "not hear each other: the network between seed-host-\(ownHost) and seed-host-\(peerHost) is "
+                    + "down or blocked",
+                options: .regularExpression) != nil
+        }
+        #expect(views.contains(true), "\(result)")
+        #expect(!result.stderr.contains("much slower") && !result.stderr.contains("is gone"), "\(result)")
+        // Bounded: the timeout plus the launcher's teardown, not TCP's minutes of retransmission.
+        #expect(result.seconds < 120, "\(result)")
+        // The run stopped where the network went: no step after the cut completed on both ranks.
+        let logged = try logRecords(run).compactMap { $0["step"] as? Int }
+        #expect(logged.count < 200 && (logged.last ?? 0) <= cutAtStep + 2, "\(logged)")
+        // The script removed its namespaces.
+        let namespaces = try Ranks.run("/bin/sh", ["-c", "ip netns list"], limit: 10)
+        #expect(!namespaces.stdout.contains("seed-host-"), "\(namespaces.stdout)")
+    }
+
     /// `seed slurm submit` puts a 2-rank run in the local Slurm's queue; `seed slurm status` follows it to COMPLETED.
     @Test func slurmSubmitAndStatusFollowARunToCompletion() throws {
         guard Ranks.findExecutable("sbatch") != nil else {
@@ -499,15 +563,16 @@ private let weightTolerance: Float = 1e-4
         let submitted = try Ranks.run(
             SeedProcess.executable, ["slurm", "submit", config, "--ranks", "2", "--output", run, "--time", "5"],
             extraEnvironment: environment, limit: 60)
-        #expect(submitted.status == 0, "\(submitted)")
+        // Without a running Slurm (scripts/test.sh starts one) nothing below can work: stop at the first failure.
+        try #require(submitted.status == 0, "is the local Slurm up (scripts/slurm-local.sh up)? \(submitted)")
         let job = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(!job.isEmpty && job.allSatisfy(\.isNumber), "\(submitted)")
+        try #require(!job.isEmpty && job.allSatisfy(\.isNumber), "\(submitted)")
         var states: [String] = []
         let start = Date()
         while Date().timeIntervalSince(start) < 180 {
             let status = try Ranks.run(
                 SeedProcess.executable, ["slurm", "status", job], extraEnvironment: environment, limit: 60)
-            #expect(status.status == 0, "\(status)")
+            try #require(status.status == 0, "\(status)")
             let state = status.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if states.last != state { states.append(state) }
             if ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].contains(state) { break }
