@@ -535,6 +535,24 @@ private let weightTolerance: Float = 1e-4
         // The run stopped where the network went: no step after the cut completed on both ranks.
         let logged = try logRecords(run).compactMap { $0["step"] as? Int }
         #expect(logged.count < 200 && (logged.last ?? 0) <= cutAtStep + 2, "\(logged)")
+
+        // Unreachable from the start (the data network is down before the ranks first talk): Open MPI's TCP transport
+        // itself fails the connection at once ("Network is unreachable"); either way the job ends, it does not hang.
+        let early = try Ranks.run(
+            "/bin/bash",
+            [
+                TestPaths.packageRoot() + "/scripts/mpi-two-hosts.sh", "train", config, "--output",
+                directory + "/early",
+                "--quiet",
+            ],
+            extraEnvironment: [
+                "SEED_SELFTEST": SeedProcess.executable, "SEED_COLLECTIVE_TIMEOUT": "4", "SEED_TWO_HOSTS_CUT_DATA": cut,
+            ], limit: 120)
+        #expect(early.status != 0 && !early.killed && early.seconds < 60, "\(early)")
+        #expect(
+            early.stderr.contains("Unable to connect to the peer 10.201.0.1")
+                || early.stderr.contains("Unable to connect to the peer 10.201.0.2")
+                || early.stderr.contains("timed out after 4 s"), "\(early)")
         // The script removed its namespaces.
         let namespaces = try Ranks.run("/bin/sh", ["-c", "ip netns list"], limit: 10)
         #expect(!namespaces.stdout.contains("seed-host-"), "\(namespaces.stdout)")
