@@ -29,32 +29,64 @@ SEED_INLINE __mmask16 first_lanes16(int64_t count) {
     return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
 }
 
+// Transposes a 16 × 16 matrix of 32-bit words held one row per register, in place: four rounds of shuffles.
+SEED_INLINE void transpose_16x16(__m512i v[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    // u[4i + j], 128-bit lane L: rows 4i ..< 4i + 4 of column 4L + j.
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i p = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), q = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
+        __m512i r = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), s = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+        v[j] = _mm512_shuffle_i32x4(p, r, 0x88);       // column j
+        v[4 + j] = _mm512_shuffle_i32x4(q, s, 0x88);   // column 4 + j
+        v[8 + j] = _mm512_shuffle_i32x4(p, r, 0xDD);   // column 8 + j
+        v[12 + j] = _mm512_shuffle_i32x4(q, s, 0xDD);  // column 12 + j
+    }
+}
+
 // Pairs adjacent in memory (element (i, kk) at src[i · ld + kk]): each row's next 32 elements become 16 pair words
-// in a row of `words`, which is then transposed into the panel (word (r, q) at q · width + r).
+// in one register, and each block of 16 rows × 16 pairs is transposed in registers into the panel (word (r, q) at
+// q · width + r).
 static void pack_contiguous(const float *src, int64_t ld, int64_t extent, int64_t k, int64_t panel_begin,
                             int64_t panel_end, int width, uint16_t *dst) {
     int64_t kp = seed_bf16_padded_depth(k);
-    uint32_t words[SEED_BF16_TILE_COLUMNS][16] __attribute__((aligned(64)));
     for (int64_t p = panel_begin; p < panel_end; p++) {
         uint32_t *panel = (uint32_t *)(dst + p * width * kp);
         for (int64_t k0 = 0; k0 < kp; k0 += 32) {
             int64_t valid = k - k0;
             int pairs = kp - k0 < 32 ? (int)((kp - k0) / 2) : 16;
             __mmask16 low = first_lanes16(valid), high = first_lanes16(valid - 16);
-            for (int r = 0; r < width; r++) {
-                int64_t i = p * width + r;
-                if (i < extent) {
-                    const float *row = src + i * ld + k0;
-                    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + 16),
-                                                     _mm512_maskz_loadu_ps(low, row));
-                    _mm512_store_si512((void *)words[r], (__m512i)v);
-                } else {
-                    _mm512_store_si512((void *)words[r], _mm512_setzero_si512());
+            uint32_t *out = panel + (k0 / 2) * width;
+            for (int r0 = 0; r0 < width; r0 += 16) {
+                __m512i rows[16];
+                for (int r = 0; r < 16; r++) {
+                    int64_t i = p * width + r0 + r;
+                    if (r0 + r < width && i < extent) {
+                        const float *row = src + i * ld + k0;
+                        rows[r] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + 16),
+                                                               _mm512_maskz_loadu_ps(low, row));
+                    } else {
+                        rows[r] = _mm512_setzero_si512();
+                    }
+                }
+                transpose_16x16(rows);
+                int lanes = width - r0 < 16 ? width - r0 : 16;
+                for (int q = 0; q < pairs; q++) {
+                    if (lanes == 16)
+                        _mm512_storeu_si512((void *)(out + q * width + r0), rows[q]);
+                    else
+                        _mm512_mask_storeu_epi32((void *)(out + q * width + r0), first_lanes16(lanes), rows[q]);
                 }
             }
-            uint32_t *out = panel + (k0 / 2) * width;
-            for (int q = 0; q < pairs; q++)
-                for (int r = 0; r < width; r++) out[q * width + r] = words[r][q];
         }
     }
 }

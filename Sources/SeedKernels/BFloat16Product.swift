@@ -91,8 +91,16 @@ public final class BFloat16Product {
                 seed_bf16_pack_b(b, Int64(ldb), transposeB ? 1 : 0, k64, n64, Int64(p0), Int64(p1), pb)
             }
         }
-        let rowBlock = Self.rowPanelsPerTask
-        let columnBlock = Self.columnPanelsPerTask
+        // Smaller blocks when the default ones would leave threads idle (fewer than four tasks per thread).
+        let wanted = 4 * pool.threadCount
+        var rowBlock = Self.rowPanelsPerTask
+        var columnBlock = Self.columnPanelsPerTask
+        func tasks() -> Int {
+            ((rowPanels + rowBlock - 1) / rowBlock) * ((columnPanels + columnBlock - 1) / columnBlock)
+        }
+        while pool.threadCount > 1 && tasks() < wanted && (columnBlock > 2 || rowBlock > 4) {
+            if columnBlock > 2 { columnBlock /= 2 } else { rowBlock /= 2 }
+        }
         let rowBlocks = (rowPanels + rowBlock - 1) / rowBlock
         let columnBlocks = (columnPanels + columnBlock - 1) / columnBlock
         pool.parallelFor(rowBlocks * columnBlocks) { task in
