@@ -1,6 +1,7 @@
-// Integer matrix-vector kernels for GGML block formats, written in C because Swift cannot reach the AVX-512 VNNI
-// and AVX2 integer dot-product instructions. Every entry point dispatches at run time (cpuid) to the best
-// implementation this CPU supports: AVX-512 VNNI, then AVX2, then portable scalar code.
+// Integer matrix-vector kernels for GGML block formats and the bf16 GEMM of mixed-precision training, written in C
+// because Swift cannot reach the AVX-512 VNNI / BF16 and AVX2 dot-product instructions. Every entry point
+// dispatches at run time (cpuid) to the best implementation this CPU supports: AVX-512 (BF16, VNNI), then AVX2,
+// then portable scalar code.
 //
 // The activation vector is quantized once per matrix input to 8 bits per 32-element block (`seed_quantize_q8`),
 // like llama.cpp's Q8_1: element i is approximately `scale[i / 32] * q[i]`. The kernels then multiply the
