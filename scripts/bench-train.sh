@@ -17,10 +17,13 @@
 # torch==2.13.0+cpu when pip can find it (the local find-links has it), else PyPI's default torch; plus numpy for
 # ceilings.py. $SEED_TORCH overrides the requirement.
 #
+# Seed runs in each of SEED_PRECISIONS: fp32 (sgemm) and bf16 (training.precision = "bf16": every linear layer's
+# and the head's products with bf16 operands and float32 sums, like PyTorch's autocast; the rest float32).
+#
 # Usage: scripts/bench-train.sh [ROUNDS] (default 2). Environment: GPT2_STEPS (timed steps per run, default 1),
 # TINY_STEPS (default 3), MODES (default "eager bf16 compile"), THREADS (default "1 2"), SHAPES (default
-# "gpt2-small tiny"), BENCH_RESULTS (file for the raw JSON lines; default a temporary file), SEED_BENCH_NO_BUILD=1
-# (use the existing .build/release/seed).
+# "gpt2-small tiny"), SEED_PRECISIONS (default "fp32 bf16"), BENCH_RESULTS (file for the raw JSON lines; default a
+# temporary file), SEED_BENCH_NO_BUILD=1 (use the existing .build/release/seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-2}"
@@ -28,6 +31,7 @@ gpt2_steps="${GPT2_STEPS:-1}"
 tiny_steps="${TINY_STEPS:-3}"
 modes="${MODES:-eager bf16 compile}"
 thread_counts="${THREADS:-1 2}"
+precisions="${SEED_PRECISIONS:-fp32 bf16}"
 peers="${SEED_PEERS_DIR:-$HOME/.cache/seed/peers}"
 venv="$peers/torch-cpu"
 if ! "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then
@@ -69,11 +73,13 @@ for round in $(seq "$rounds"); do
         for shape in "${shapes[@]}"; do
             IFS='|' read -r name config steps sets <<< "$shape"
             case " ${SHAPES:-gpt2-small tiny} " in *" $name "*) ;; *) continue ;; esac
-            # shellcheck disable=SC2086
-            s=$("$seed" bench-train "$config" $sets --threads "$threads" --steps "$steps" --warmup 2 \
-                --peak-gflops "$peak" --json)
-            echo "seed $threads $name $s" >> "$results"
-            echo "round $round threads $threads $name: seed $s" >&2
+            for precision in $precisions; do
+                # shellcheck disable=SC2086
+                s=$("$seed" bench-train "$config" $sets --threads "$threads" --steps "$steps" --warmup 2 \
+                    --precision "$precision" --peak-gflops "$peak" --json)
+                echo "seed-$precision $threads $name $s" >> "$results"
+                echo "round $round threads $threads $name: seed $precision $s" >&2
+            done
             parameters=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$s")
             for mode in $modes; do
                 # shellcheck disable=SC2086
@@ -88,42 +94,51 @@ for round in $(seq "$rounds"); do
 done
 loadavg_after=$(cat /proc/loadavg)
 echo "loadavg after: $loadavg_after" >&2
-python3 - "$results" "$loadavg_before" "$loadavg_after" "$modes" "$thread_counts" <<'PY'
+python3 - "$results" "$loadavg_before" "$loadavg_after" "$modes" "$thread_counts" "$precisions" <<'PY'
 import json, statistics, sys
 rows = [line.rstrip("\n").split(" ", 3) for line in open(sys.argv[1])]
 modes = sys.argv[4].split()
 thread_counts = [int(t) for t in sys.argv[5].split()]
+precisions = sys.argv[6].split()
 def runs(engine, threads, name):
     return [json.loads(r[3]) for r in rows if r[0] == engine and r[1] == str(threads) and r[2] == name]
 def spread(v, digits=1):
     return f"{statistics.median(v):.{digits}f} ({min(v):.{digits}f}–{max(v):.{digits}f})"
 print(f"loadavg before `{sys.argv[2]}`, after `{sys.argv[3]}`\n")
 peer = next(json.loads(r[3]) for r in rows if r[0].startswith("torch-"))
-print(f"PyTorch {peer['torch']}; tokens/s: median over rounds (min–max) of each run's median step; ratio = Seed / PyTorch "
+print(f"PyTorch {peer['torch']}; tokens/s: median over rounds (min–max) of each run's median step; ratios = Seed / PyTorch "
       "of the medians; MFU against the sgemm peak of the same thread count\n")
 for t in thread_counts:
     c = [json.loads(r[3])["sgemm_gflop_s"] for r in rows if r[0] == "ceiling" and r[1] == str(t)]
     print(f"- sgemm peak, {t} thread(s): {spread(c)} GFLOP/s")
 print()
 for name in ("gpt2-small", "tiny"):
-    first = runs("seed", thread_counts[0], name)
+    first = runs(f"seed-{precisions[0]}", thread_counts[0], name)
     if not first:
         continue
     f = first[0]
     print(f"**{name}**: {f['parameters']:,} parameters, batch {f['batch_size']} (micro-batch {f['micro_batch_size']}) "
           f"x sequence {f['seq_len']} = {f['tokens_per_step']} tokens/step, {f['flops_per_token'] / 1e6:.1f} "
           f"MFLOP/token, {f['steps']} timed step(s) per run after warm-up\n")
-    print("| threads | engine | tokens/s | MFU | Seed ratio |")
-    print("|---|---|---|---|---|")
+    print("| threads | engine | tokens/s | MFU | " + " | ".join(f"Seed {p} ratio" for p in precisions) + " |")
+    print("|---|---|---|---|" + "---|" * len(precisions))
+    blank = " |" * len(precisions)
     for t in thread_counts:
-        s = [r["tokens_per_s"] for r in runs("seed", t, name)]
-        print(f"| {t} | Seed fp32 | {spread(s)} | {100 * statistics.median(r['mfu'] for r in runs('seed', t, name)):.1f}% | |")
+        seed = {}
+        for precision in precisions:
+            measured = runs(f"seed-{precision}", t, name)
+            if not measured:
+                continue
+            seed[precision] = statistics.median(r["tokens_per_s"] for r in measured)
+            mfu = statistics.median(r["mfu"] for r in measured)
+            print(f"| {t} | Seed {precision} | {spread([r['tokens_per_s'] for r in measured])} | {100 * mfu:.1f}% |{blank}")
         for mode in modes:
             p = [r["tokens_per_s"] for r in runs(f"torch-{mode}", t, name)]
             if not p:
                 continue
             mfu = statistics.median(r["mfu"] for r in runs(f"torch-{mode}", t, name))
             label = {"eager": "PyTorch eager fp32", "bf16": "PyTorch bf16 autocast", "compile": "PyTorch torch.compile fp32"}[mode]
-            print(f"| {t} | {label} | {spread(p)} | {100 * mfu:.1f}% | {statistics.median(s) / statistics.median(p):.2f}x |")
+            ratios = " | ".join(f"{seed[q] / statistics.median(p):.2f}x" if q in seed else "" for q in precisions)
+            print(f"| {t} | {label} | {spread(p)} | {100 * mfu:.1f}% | {ratios} |")
     print()
 PY

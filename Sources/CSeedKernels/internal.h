@@ -102,6 +102,42 @@ static inline int32_t seed_load_i32(const uint8_t *p) {
         }                                                                                                        \
     }
 
+// bf16 bits of x, rounded to nearest even; NaN stays NaN (quieted), float32 subnormals become signed zeros: what
+// `vcvtne2ps2bf16` does (it ignores MXCSR, and treats denormal inputs as zeros).
+static inline uint16_t seed_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7F800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float seed_bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+#define SEED_BF16_PACK_ARGS                                                                                       \
+    const float *src, int64_t ld, int transpose, int64_t rows, int64_t k, int64_t panel_begin, int64_t panel_end, \
+        uint16_t *dst
+
+#define SEED_BF16_GEMM_ARGS                                                                                       \
+    const uint16_t *packed_a, const uint16_t *packed_b, int64_t m, int64_t n, int64_t kp, int64_t row_panel_begin, \
+        int64_t row_panel_end, int64_t column_panel_begin, int64_t column_panel_end, float *c, int64_t ldc,       \
+        int accumulate
+
+// K-pairs per cache block of the bf16 GEMM: a B micro-panel of this depth is 128 · 128 = 16 KiB (half of L1), an
+// A micro-panel 6 KiB.
+#define SEED_BF16_BLOCK_PAIRS 128
+
+void seed_bf16_convert_scalar(const float *src, int64_t count, uint16_t *dst);
+void seed_bf16_pack_a_scalar(SEED_BF16_PACK_ARGS);
+void seed_bf16_pack_b_scalar(SEED_BF16_PACK_ARGS);
+void seed_bf16_gemm_packed_scalar(SEED_BF16_GEMM_ARGS);
+
 void seed_quantize_q8_scalar(const float *x, int64_t blocks, int8_t *q, seed_q8_block *scales);
 void seed_gemv_q4_1_q8_scalar(SEED_GEMV_ARGS);
 void seed_gemv_q4_0_q8_scalar(SEED_GEMV_ARGS);
@@ -126,6 +162,11 @@ void seed_gemv_q8_0_q8_avx512(SEED_GEMV_ARGS);
 void seed_gemm_q4_1_q8_avx512(SEED_GEMM_ARGS);
 void seed_gemm_q4_0_q8_avx512(SEED_GEMM_ARGS);
 void seed_gemm_q8_0_q8_avx512(SEED_GEMM_ARGS);
+
+void seed_bf16_convert_avx512bf16(const float *src, int64_t count, uint16_t *dst);
+void seed_bf16_pack_a_avx512bf16(SEED_BF16_PACK_ARGS);
+void seed_bf16_pack_b_avx512bf16(SEED_BF16_PACK_ARGS);
+void seed_bf16_gemm_packed_avx512bf16(SEED_BF16_GEMM_ARGS);
 #endif
 
 #endif

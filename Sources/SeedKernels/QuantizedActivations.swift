@@ -11,7 +11,7 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     case int8
 }
 
-/// The instruction sets the integer kernels (`CSeedKernels`) can run on, chosen by cpuid at run time.
+/// The instruction sets the C kernels (`CSeedKernels`) can run on, chosen by cpuid at run time.
 public enum KernelInstructionSet: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
     /// Portable C.
     case scalar = 0
@@ -19,6 +19,9 @@ public enum KernelInstructionSet: Int, Sendable, Comparable, CaseIterable, Custo
     case avx2 = 1
     /// AVX-512 VNNI (`vpdpbusd`).
     case avx512VNNI = 2
+    /// AVX-512 VNNI plus AVX-512 BF16 (`vdpbf16ps`): the integer kernels run as at ``avx512VNNI``, the bf16 GEMM
+    /// (``BFloat16Product``) uses its vector micro-kernel (below this level it runs portable C).
+    case avx512BF16 = 3
 
     /// The best set this CPU supports.
     public static var detected: KernelInstructionSet { KernelInstructionSet(seed_kernels_detected_isa()) }
@@ -40,6 +43,7 @@ public enum KernelInstructionSet: Int, Sendable, Comparable, CaseIterable, Custo
         case .scalar: "scalar"
         case .avx2: "AVX2"
         case .avx512VNNI: "AVX-512 VNNI"
+        case .avx512BF16: "AVX-512 BF16"
         }
     }
 

@@ -1,4 +1,5 @@
 import CBLAS
+import SeedKernels
 import SeedTensor
 
 /// A tensor recorded on a ``Tape``: a handle that is valid until the tape's next ``Tape/reset()``.
@@ -57,6 +58,15 @@ public final class Tape<Scalar: TrainScalar> {
     /// Per-row losses of the fused cross-entropy (summed in order, in `Double`).
     var rowLosses: [Double] = []
     private var backwardDone = false
+    /// The bf16 products of ``ProductPrecision/bf16`` (nil in float32 mode), indexed by ``ModelProduct``: each of
+    /// the output head's three products has its own, so the two that read the head's weights keep them packed
+    /// from one cross-entropy chunk to the next.
+    private var bf16Products: [BFloat16Product]?
+
+    /// How the matrix products of ``linear(_:weight:bias:)`` (forward and both backward products) and of
+    /// ``linearCrossEntropy(_:weight:targets:normalizer:chunkRows:)`` compute; attention's products stay in
+    /// `Scalar`. Default ``ProductPrecision/native``.
+    public private(set) var productPrecision: ProductPrecision = .native
 
     /// A tape whose ops run on `pool`.
     ///
@@ -64,6 +74,23 @@ public final class Tape<Scalar: TrainScalar> {
     public init(pool: WorkerPool) {
         self.pool = pool
         openblas_set_num_threads(1)
+    }
+
+    /// Sets ``productPrecision``.
+    ///
+    /// - Throws: ``TrainingError/invalidConfiguration(_:)`` for ``ProductPrecision/bf16`` on a tape whose scalar is
+    ///   not `Float`.
+    public func setProductPrecision(_ precision: ProductPrecision) throws(TrainingError) {
+        switch precision {
+        case .native:
+            bf16Products = nil
+        case .bf16:
+            guard Scalar.self == Float.self else {
+                throw .invalidConfiguration("bf16 products need a Float tape, not \(Scalar.self)")
+            }
+            bf16Products = ModelProduct.allCases.map { _ in BFloat16Product(pool: pool) }
+        }
+        productPrecision = precision
     }
 
     /// Forgets every variable and recorded op and rewinds the arena (earlier values and gradients become invalid).
@@ -276,6 +303,41 @@ public final class Tape<Scalar: TrainScalar> {
         }
     }
 
+    /// Which product of the model a ``modelProduct(_:transposeA:transposeB:m:n:k:a:lda:b:ldb:beta:c:ldc:)`` is.
+    enum ModelProduct: Int, CaseIterable {
+        /// Every product of ``linear(_:weight:bias:)`` and its backward.
+        case linear
+        /// The output head's logits of one cross-entropy chunk, `x Wᵀ`.
+        case headLogits
+        /// The chunk's hidden-state gradient, `dlogits W`.
+        case headInputGradient
+        /// The chunk's head weight gradient, `dlogitsᵀ x`.
+        case headWeightGradient
+    }
+
+    /// `C = op(A) op(B) + beta C` for the products ``productPrecision`` governs: ``gemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+    /// in ``ProductPrecision/native`` mode, else the bf16 product (`beta` must be 0 or 1; `sameB` says B is the
+    /// previous call's of this site, unchanged, so its packing is reused).
+    func modelProduct(
+        _ site: ModelProduct, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Scalar>,
+        lda: Int, b: UnsafePointer<Scalar>, ldb: Int, beta: Scalar, c: UnsafeMutablePointer<Scalar>, ldc: Int,
+        sameB: Bool = false
+    ) {
+        guard let products = bf16Products else {
+            gemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+            return
+        }
+        precondition(beta == 0 || beta == 1, "bf16 product: beta \(beta)")
+        // bf16Products is only set on Float tapes (setProductPrecision).
+        products[site.rawValue].multiply(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+            a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda: lda,
+            b: UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb: ldb, accumulate: beta == 1,
+            c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: ldc, reusePackedB: sameB)
+    }
+
     /// `C = alpha op(A) op(B) + beta C` (row-major), split over the pool's threads by contiguous blocks of rows or
     /// columns of `C`; each block is one single-threaded BLAS call, so the partition depends only on the shapes and
     /// the thread count.
@@ -311,6 +373,14 @@ public final class Tape<Scalar: TrainScalar> {
             }
         }
     }
+}
+
+/// The arithmetic of a tape's model products (see ``Tape/setProductPrecision(_:)``).
+public enum ProductPrecision: Sendable, Equatable {
+    /// The tape's scalar type (BLAS sgemm / dgemm).
+    case native
+    /// Operands rounded to bfloat16, float32 sums and output (PyTorch's CPU bf16 autocast for matmuls).
+    case bf16
 }
 
 /// A bump allocator of 64-byte-aligned blocks that ``reset()`` rewinds.

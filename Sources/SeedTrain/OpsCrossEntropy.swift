@@ -46,9 +46,10 @@ extension Tape {
         rowLosses.withUnsafeMutableBufferPointer { losses in
             for start in stride(from: 0, to: tokens, by: chunkRows) {
                 let rows = min(chunkRows, tokens - start)
-                gemm(
-                    transposeA: false, transposeB: true, m: rows, n: vocabulary, k: width, a: x + start * width,
-                    lda: width, b: w, ldb: width, beta: 0, c: logits, ldc: vocabulary)
+                modelProduct(
+                    .headLogits, transposeA: false, transposeB: true, m: rows, n: vocabulary, k: width,
+                    a: x + start * width, lda: width, b: w, ldb: width, beta: 0, c: logits, ldc: vocabulary,
+                    sameB: start > 0)
                 parallelChunks(rows, grain: 1) { range in
                     for r in range {
                         let row = logits + r * vocabulary
@@ -70,11 +71,13 @@ extension Tape {
                     }
                 }
                 if recording {
-                    gemm(
-                        transposeA: false, transposeB: false, m: rows, n: width, k: vocabulary, a: logits,
-                        lda: vocabulary, b: w, ldb: width, beta: 0, c: hiddenGradient + start * width, ldc: width)
-                    gemm(
-                        transposeA: true, transposeB: false, m: vocabulary, n: width, k: rows, a: logits,
+                    modelProduct(
+                        .headInputGradient, transposeA: false, transposeB: false, m: rows, n: width, k: vocabulary,
+                        a: logits, lda: vocabulary, b: w, ldb: width, beta: 0, c: hiddenGradient + start * width,
+                        ldc: width, sameB: start > 0)
+                    modelProduct(
+                        .headWeightGradient, transposeA: true, transposeB: false, m: vocabulary, n: width, k: rows,
+                        a: logits,
                         lda: vocabulary, b: x + start * width, ldb: width, beta: start == 0 ? 0 : 1,
                         c: weightGradient, ldc: width)
                 }

@@ -66,8 +66,9 @@ extension Tape {
             requiresGradient(input) || requiresGradient(weight) || bias.map { requiresGradient($0) } ?? false
         let output = makeNode(rows: tokens, columns: outWidth, requiresGradient: needsGradient)
         let y = nodes[output.index].value
-        gemm(
-            transposeA: false, transposeB: true, m: tokens, n: outWidth, k: inWidth, a: nodes[input.index].value,
+        modelProduct(
+            .linear, transposeA: false, transposeB: true, m: tokens, n: outWidth, k: inWidth,
+            a: nodes[input.index].value,
             lda: inWidth, b: nodes[weight.index].value, ldb: inWidth, beta: 0, c: y, ldc: outWidth)
         if let bias {
             let b = nodes[bias.index].value
@@ -88,15 +89,15 @@ extension Tape {
         let outWidth = nodes[weight.index].rows
         if let target = gradientTarget(input) {
             // dx = dy W: [tokens, out] x [out, in]
-            gemm(
-                transposeA: false, transposeB: false, m: tokens, n: inWidth, k: outWidth, a: dy, lda: outWidth,
+            modelProduct(
+                .linear, transposeA: false, transposeB: false, m: tokens, n: inWidth, k: outWidth, a: dy, lda: outWidth,
                 b: nodes[weight.index].value, ldb: inWidth, beta: target.accumulate ? 1 : 0, c: target.pointer,
                 ldc: inWidth)
         }
         if let target = gradientTarget(weight) {
             // dW = dyᵀ x: [out, tokens] x [tokens, in]
-            gemm(
-                transposeA: true, transposeB: false, m: outWidth, n: inWidth, k: tokens, a: dy, lda: outWidth,
+            modelProduct(
+                .linear, transposeA: true, transposeB: false, m: outWidth, n: inWidth, k: tokens, a: dy, lda: outWidth,
                 b: nodes[input.index].value, ldb: inWidth, beta: target.accumulate ? 1 : 0, c: target.pointer,
                 ldc: inWidth)
         }

@@ -236,6 +236,7 @@ public final class Trainer {
         do {
             model = try TrainableLlama<Float>(
                 configuration: Self.modelConfiguration(configuration), pool: pool, seed: t.seed)
+            try model.tape.setProductPrecision(t.precision.productPrecision)
             let o = configuration.optimizer
             let adamW = AdamWConfiguration(beta1: o.beta1, beta2: o.beta2, epsilon: o.eps, weightDecay: o.weightDecay)
             try adamW.validate()
@@ -369,7 +370,8 @@ public final class Trainer {
         }
         defer { try? log?.close() }
         onMessage(
-            "model: \(parameterCount) parameters, \(String(format: "%.1f", flopsPerToken / 1e6)) MFLOP/token; "
+            "model: \(parameterCount) parameters, \(String(format: "%.1f", flopsPerToken / 1e6)) MFLOP/token, "
+                + "\(t.precision.rawValue) products; "
                 + "peak sgemm \(String(format: "%.1f", peakFLOPS / 1e9)) GFLOP/s on \(pool.threadCount) thread(s); "
                 + "data: \(loader.windowCount) windows, \(loader.batchesPerEpoch) batches/epoch"
                 + (collective.worldSize > 1

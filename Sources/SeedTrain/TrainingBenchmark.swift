@@ -40,6 +40,7 @@ public final class TrainingBenchmark {
         do {
             model = try TrainableLlama<Float>(
                 configuration: Trainer.modelConfiguration(configuration), pool: pool, seed: configuration.training.seed)
+            try model.tape.setProductPrecision(configuration.training.precision.productPrecision)
             let o = configuration.optimizer
             optimizer = try AdamW<Float>(
                 parameters: model.parameters,

@@ -21,6 +21,7 @@
 /// batch_size = 8          # sequences per optimizer step, all ranks together (the global batch)
 /// micro_batch_size = 4    # optional, default batch_size; gradient accumulation = batch_size / micro_batch_size
 /// seq_len = 256
+/// precision = "bf16"      # optional, default "fp32"; "bf16": matmuls with bf16 operands and float32 sums
 ///
 /// [optimizer]
 /// lr = 3e-4
@@ -187,9 +188,12 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         public var seed: UInt64
         /// Compute threads; nil (absent) uses every CPU.
         public var threads: Int?
+        /// Arithmetic of the matrix products. Default fp32.
+        public var precision: Precision
 
         public init(
-            steps: Int, batchSize: Int, microBatchSize: Int? = nil, seqLen: Int, seed: UInt64 = 0, threads: Int? = nil
+            steps: Int, batchSize: Int, microBatchSize: Int? = nil, seqLen: Int, seed: UInt64 = 0, threads: Int? = nil,
+            precision: Precision = .fp32
         ) {
             self.steps = steps
             self.batchSize = batchSize
@@ -197,6 +201,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             self.seqLen = seqLen
             self.seed = seed
             self.threads = threads
+            self.precision = precision
         }
 
         /// Micro-batches accumulated per optimizer step: `batch_size / micro_batch_size`.
@@ -207,7 +212,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             case batchSize = "batch_size"
             case microBatchSize = "micro_batch_size"
             case seqLen = "seq_len"
-            case seed, threads
+            case seed, threads, precision
         }
 
         public init(from decoder: any Decoder) throws {
@@ -218,7 +223,22 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             seqLen = try c.decode(Int.self, forKey: .seqLen)
             seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
             threads = try c.decodeIfPresent(Int.self, forKey: .threads)
+            precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .fp32
         }
+    }
+
+    /// `training.precision`: how the matrix products of the model compute.
+    public enum Precision: String, Codable, Sendable, CaseIterable {
+        /// Float32 throughout (OpenBLAS sgemm).
+        case fp32
+        /// Mixed precision, as PyTorch's CPU bf16 autocast: the operands of every linear layer's products (forward
+        /// and both backward products) and of the output head's are rounded to bfloat16 and multiplied with float32
+        /// sums (``SeedKernels/BFloat16Product``); weights, gradients, optimizer state, norms, softmax, RoPE,
+        /// attention and the loss stay float32.
+        case bf16
+
+        /// The tape setting this precision means.
+        public var productPrecision: ProductPrecision { self == .fp32 ? .native : .bf16 }
     }
 
     /// Learning-rate schedule after warmup.

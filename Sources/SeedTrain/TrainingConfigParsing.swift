@@ -290,6 +290,7 @@ extension TrainingConfiguration {
             "training": [
                 "steps": r(.integer), "batch_size": r(.integer), "micro_batch_size": o(.integer),
                 "seq_len": r(.integer), "seed": o(.unsignedInteger), "threads": o(.integer),
+                "precision": o(.choice(Precision.allCases.map(\.rawValue))),
             ],
             "optimizer": [
                 "lr": r(.number), "min_lr": o(.number), "warmup_steps": o(.integer),

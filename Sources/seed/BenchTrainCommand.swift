@@ -27,6 +27,9 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Compute threads (overrides training.threads).")
     var threads: Int?
 
+    @Option(help: "Matrix-product precision, fp32 or bf16 (overrides training.precision).")
+    var precision: String?
+
     @Option(
         name: .customLong("set"),
         help: ArgumentHelp(
@@ -55,6 +58,9 @@ struct BenchTrainCommand: ParsableCommand {
             if let threads {
                 parsed.append(try TrainingConfiguration.Override(key: "training.threads", text: String(threads)))
             }
+            if let precision {
+                parsed.append(try TrainingConfiguration.Override(key: "training.precision", text: precision))
+            }
         } catch {
             throw ValidationError(error.description)
         }
@@ -71,7 +77,8 @@ struct BenchTrainCommand: ParsableCommand {
         let t = configuration.training
         if json {
             let fields: [(String, String)] = [
-                ("engine", "\"seed\""), ("threads", "\(result.threads)"), ("parameters", "\(result.parameterCount)"),
+                ("engine", "\"seed\""), ("precision", "\"\(t.precision.rawValue)\""), ("threads", "\(result.threads)"),
+                ("parameters", "\(result.parameterCount)"),
                 ("batch_size", "\(t.batchSize)"), ("micro_batch_size", "\(t.microBatchSize)"),
                 ("seq_len", "\(t.seqLen)"), ("tokens_per_step", "\(result.tokensPerStep)"),
                 ("steps", "\(steps)"), ("warmup", "\(warmup)"),
@@ -89,7 +96,8 @@ struct BenchTrainCommand: ParsableCommand {
             writeOut("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}\n")
         } else {
             writeOut(
-                "\(result.parameterCount) parameters, \(result.threads) thread(s), \(result.tokensPerStep) tokens/step: "
+                "\(result.parameterCount) parameters, \(t.precision.rawValue), \(result.threads) thread(s), "
+                    + "\(result.tokensPerStep) tokens/step: "
                     + String(
                         format: "median step %.3f s, %.1f tokens/s, MFU %.1f%% of %.1f GFLOP/s; loss %.4f -> %.4f\n",
                         result.medianStepSeconds, result.tokensPerSecond, 100 * mfu, peak / 1e9,

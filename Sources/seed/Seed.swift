@@ -12,6 +12,7 @@ struct Seed: AsyncParsableCommand {
         subcommands: [
             GenerateCommand.self, ChatCommand.self, EmbedCommand.self, InfoCommand.self, TokenizeCommand.self,
             PerplexityCommand.self, BenchCommand.self, BenchEmbedCommand.self, BenchTrainCommand.self,
+            BenchGemmCommand.self,
             ServeCommand.self, DataCommand.self, TrainCommand.self, ExportCommand.self, SlurmCommand.self,
         ])
 }

@@ -217,6 +217,79 @@ private func runAndKill(_ arguments: [String], after seconds: Double) throws -> 
     }
 }
 
+/// `training.precision = "bf16"`: the loss falls, and resuming from an earlier checkpoint ends with the same bits
+/// as the uninterrupted run (the bf16 products are deterministic).
+@Suite(.serialized) struct BF16TrainCLITests {
+    @Test func bf16TrainingLearnsAndResumesExactly() throws {
+        let directory = try trainDirectory("bf16")
+        let data = try preparedCorpus(in: directory)
+        let run = directory + "/run"
+        let config = try writeConfig(directory, "bf16.toml", tinyConfig(data: data, run: run, steps: 24))
+        let a = try SeedProcess.run(["train", config, "--set", "training.precision=bf16"])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stderr.contains("bf16 products"), "\(a.stderr)")
+        let reference = try fileBytes(run + "/final/model.safetensors")
+        let lines = try String(decoding: fileBytes(run + "/log.jsonl"), as: UTF8.self)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let losses = lines.compactMap { $0["loss"] as? Double }
+        #expect(losses.count == 24)
+        #expect(losses.first! > 10)  // ln(49152) ≈ 10.8 at initialisation
+        #expect(losses.suffix(4).reduce(0, +) / 4 < losses.first! - 2, "losses: \(losses)")
+
+        // Keep checkpoints up to step 18 only and resume: steps 19-24 again, the same final bits.
+        for step in [21, 24] {
+            try FileManager.default.removeItem(atPath: run + "/checkpoints/step-" + String(format: "%08d", step))
+        }
+        try FileManager.default.removeItem(atPath: run + "/final")
+        let b = try SeedProcess.run(["train", config, "--set", "training.precision=bf16", "--resume"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stderr.contains("step-00000018"), "\(b.stderr)")
+        #expect(try fileBytes(run + "/final/model.safetensors") == reference)
+    }
+}
+
+@Suite struct BenchGemmCLITests {
+    @Test func comparesBothEnginesAndPrintsJSON() throws {
+        let r = try SeedProcess.run([
+            "bench-gemm", "--shape", "40x70x33:tn", "64x32x64", "--threads", "2", "--repeats", "3", "--seconds",
+            "0.01", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let objects = try r.stdout.split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(objects.map { $0["shape"] as? String } == ["40x70x33:tn", "64x32x64:nt"])
+        for object in objects {
+            #expect(object["threads"] as? Int == 2)
+            #expect((object["bf16_runs"] as? [Double])?.count == 3)
+            #expect((object["sgemm_runs"] as? [Double])?.count == 3)
+            let bf16 = try #require(object["bf16_gflop_s"] as? Double)
+            let sgemm = try #require(object["sgemm_gflop_s"] as? Double)
+            let ratio = try #require(object["ratio"] as? Double)
+            #expect(bf16 > 0 && sgemm > 0)
+            #expect(abs(ratio - bf16 / sgemm) < 0.01 * ratio + 0.002)
+        }
+    }
+
+    @Test func badInputIsRefused() throws {
+        let cases: [([String], String)] = [
+            (["bench-gemm", "--shape", "0x5x5"], "0x5x5"),
+            (["bench-gemm", "--shape", "5x5"], "5x5"),
+            (["bench-gemm", "--shape", "5x5x5:xn"], ":nn, :nt"),
+            (["bench-gemm", "--shape", "5x5x5:nt:tt"], "5x5x5:nt:tt"),
+            (["bench-gemm", "--shape", "100000x100000x8"], "2^28"),
+            (["bench-gemm", "--threads", "0"], "--threads"),
+            (["bench-gemm", "--repeats", "0"], "--repeats"),
+            (["bench-gemm", "--seconds", "0"], "--seconds"),
+        ]
+        for (arguments, mention) in cases {
+            let r = try SeedProcess.run(arguments)
+            #expect(r.status != 0, "\(arguments) succeeded")
+            #expect(r.stderr.contains(mention), "\(arguments): \(r.stderr)")
+        }
+    }
+}
+
 @Suite struct BenchTrainCLITests {
     @Test func timesStepsAndPrintsJSON() throws {
         let directory = try trainDirectory("bench")
@@ -245,6 +318,18 @@ private func runAndKill(_ arguments: [String], after seconds: Double) throws -> 
         #expect(abs(mfu - rate * flops / 1e10) < 1e-3)
         #expect((object["first_loss"] as? Double ?? 0) > 10)  // ln(49152) ≈ 10.8
         #expect(!FileManager.default.fileExists(atPath: directory + "/no-run"))
+        #expect(object["precision"] as? String == "fp32")
+
+        let b = try SeedProcess.run([
+            "bench-train", config, "--steps", "1", "--warmup", "1", "--threads", "2", "--peak-gflops", "10",
+            "--set", "training.batch_size=2", "--precision", "bf16", "--json",
+        ])
+        #expect(b.status == 0, "\(b.stderr)")
+        let bf16 = try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as! [String: Any]
+        #expect(bf16["precision"] as? String == "bf16")
+        let first = try #require(bf16["first_loss"] as? Double)
+        // The same initial weights and tokens as the float32 run: the first loss agrees to bf16 rounding.
+        #expect(abs(first - (object["first_loss"] as? Double ?? 0)) < 0.05, "\(first)")
     }
 
     @Test func badInputIsRefused() throws {
@@ -260,6 +345,8 @@ private func runAndKill(_ arguments: [String], after seconds: Double) throws -> 
             (["bench-train", config, "--set", "training.batch_size=3"], "batch_size"),
             (["bench-train", config, "--set", "nonsense"], "nonsense"),
             (["bench-train", config, "--set", "model.heads=5"], "heads"),
+            (["bench-train", config, "--precision", "fp16"], "training.precision must be one of"),
+            (["bench-train", config, "--set", "training.precision=half"], "training.precision"),
         ]
         for (arguments, mention) in cases {
             let r = try SeedProcess.run(arguments)

@@ -373,6 +373,46 @@ private let minimalTOML = """
         }
     }
 
+    @Test func precisionIsFp32UnlessSetToBf16InAnyFormatOrOverride() throws {
+        #expect(try TrainingConfiguration.decode(minimalTOML, format: .toml).training.precision == .fp32)
+        let toml = minimalTOML.replacingOccurrences(of: "seq_len = 32", with: "seq_len = 32\nprecision = \"bf16\"")
+        #expect(try TrainingConfiguration.decode(toml, format: .toml).training.precision == .bf16)
+        let json = fullJSON.replacingOccurrences(
+            of: "\"threads\": 2}", with: "\"threads\": 2, \"precision\": \"bf16\"}")
+        #expect(try TrainingConfiguration.decode(json, format: .json).training.precision == .bf16)
+        let yaml = fullYAML.replacingOccurrences(
+            of: "seed: 1234, threads: 2}", with: "seed: 1234, threads: 2, precision: bf16}")
+        #expect(yaml != fullYAML)
+        #expect(try TrainingConfiguration.decode(yaml, format: .yaml).training.precision == .bf16)
+        let override = try TrainingConfiguration.Override(parsing: "training.precision=bf16")
+        #expect(
+            try TrainingConfiguration.decode(minimalTOML, format: .toml, overrides: [override]).training.precision
+                == .bf16)
+        #expect(TrainingConfiguration.Precision.bf16.productPrecision == .bf16)
+        #expect(TrainingConfiguration.Precision.fp32.productPrecision == .native)
+        // Anything else is refused, naming the choices.
+        #expect(
+            throws: TrainingConfigurationError.wrongType(
+                key: "training.precision", expected: "one of \"fp32\", \"bf16\"", found: "\"fp16\"")
+        ) {
+            try TrainingConfiguration.decode(
+                minimalTOML.replacingOccurrences(of: "seq_len = 32", with: "seq_len = 32\nprecision = \"fp16\""),
+                format: .toml)
+        }
+        #expect(
+            throws: TrainingConfigurationError.wrongType(
+                key: "training.precision", expected: "one of \"fp32\", \"bf16\"", found: "an integer (16)")
+        ) {
+            try TrainingConfiguration.decode(
+                minimalTOML.replacingOccurrences(of: "seq_len = 32", with: "seq_len = 32\nprecision = 16"),
+                format: .toml)
+        }
+        #expect(
+            throws: TrainingConfigurationError.badOverride(
+                "training.precision=BF16", reason: "training.precision must be one of \"fp32\", \"bf16\"")
+        ) { try TrainingConfiguration.Override(parsing: "training.precision=BF16") }
+    }
+
     @Test func badOverrides() {
         #expect(throws: TrainingConfigurationError.badOverride("steps", reason: "expected section.key=value")) {
             try TrainingConfiguration.Override(parsing: "steps")

@@ -58,6 +58,9 @@ struct LlamaReferenceTests {
     }
 
     struct Measured {
+        var logitScale = 0.0
+        /// Cosine between all our gradients and the reference's, flattened.
+        var gradientCosine = 0.0
         var logits = 0.0
         var loss = 0.0
         var gradient = 0.0
@@ -67,15 +70,19 @@ struct LlamaReferenceTests {
     }
 
     /// Runs the reference step at precision `S` and returns the worst errors.
-    static func run<S: TrainScalar>(_: S.Type, _ name: String, threads: Int) throws -> Measured {
+    static func run<S: TrainScalar>(
+        _: S.Type, _ name: String, threads: Int, precision: ProductPrecision = .native
+    ) throws -> Measured {
         let reference = try Reference(name)
         let pool = WorkerPool(threads: threads)
         let model = try TrainableLlama<S>(
             configuration: reference.configuration, pool: pool, path: reference.directory + "/model.safetensors")
+        try model.tape.setProductPrecision(precision)
         var measured = Measured()
 
         let logits = try model.logits(inputs: reference.inputs, batchSize: 2)
-        measured.logits = compare(logits, try reference.file("logits.safetensors").doubles(named: "logits")).error
+        (measured.logits, measured.logitScale) = compare(
+            logits, try reference.file("logits.safetensors").doubles(named: "logits"))
 
         model.zeroGradients()
         let loss = try model.loss(
@@ -84,12 +91,22 @@ struct LlamaReferenceTests {
 
         let gradients = try reference.file("grads.safetensors")
         #expect(gradients.tensors.count == model.parameters.parameters.count)
+        var dot = 0.0
+        var oursSquared = 0.0
+        var theirsSquared = 0.0
         for parameter in model.parameters.parameters {
             let expected = try gradients.doubles(named: parameter.name)
-            let (error, scale) = compare(parameter.gradients, expected)
+            let ours = parameter.gradients
+            let (error, scale) = compare(ours, expected)
             measured.gradient = max(measured.gradient, error)
             measured.gradientRelative = max(measured.gradientRelative, error / scale)
+            for (a, b) in zip(ours, expected) {
+                dot += Double(a) * b
+                oursSquared += Double(a) * Double(a)
+                theirsSquared += b * b
+            }
         }
+        measured.gradientCosine = dot / (oursSquared * theirsSquared).squareRoot()
         measured.norm = abs(gradientNorm(model.parameters, pool: pool) - reference.results.grad_global_l2_norm)
 
         let optimizer = try AdamW(
@@ -137,6 +154,41 @@ struct LlamaReferenceTests {
         // On step 1 the update is lr · g / (|g| + 1e-8): where |g| is near float32's gradient error the sign can
         // differ, so the full chain is only bounded by 2 lr; the optimiser itself is checked exactly below.
         #expect(m.adamW < 2e-3)
+    }
+
+    /// bf16 products (``ProductPrecision/bf16``): bf16 keeps 8 significant bits, so rounding an operand costs at most
+    /// u = 2⁻⁹ of it and every product term at most 2u = 2⁻⁸; a matmul's output is then off by at most 2⁻⁸ of the
+    /// sum of its terms' magnitudes (float32 summation adds ~1e-7). A logit lies behind 9 products in a chain (two
+    /// layers of four — attention's projections or the MLP's — plus the head), so we allow 9 · 2⁻⁸ of the largest
+    /// logit; the loss moves by at most twice the largest logit error; a gradient lies behind the forward chain
+    /// and as many backward products, so per tensor 18 · 2⁻⁸ (7%) of its largest gradient. The errors must also be
+    /// well above float32's (the mode is really on), and the gradient as a whole must point the same way
+    /// (cosine > 0.999).
+    @Test(
+        "bf16 products: loss and gradients within bf16's rounding of the float64 reference",
+        arguments: ["untied", "tied"])
+    func bf16(name: String) throws {
+        let m = try Self.run(Float.self, name, threads: 2, precision: .bf16)
+        print(
+            "[\(name) bf16] logits \(m.logits) (scale \(m.logitScale)) loss \(m.loss) grad \(m.gradient) "
+                + "(rel \(m.gradientRelative)) cosine \(m.gradientCosine) norm \(m.norm)")
+        let u = 0x1p-9
+        #expect(m.logits < 9 * 2 * u * m.logitScale)
+        #expect(m.loss < 2 * 9 * 2 * u * m.logitScale)
+        #expect(m.gradientRelative < 18 * 2 * u)
+        #expect(m.gradientCosine > 0.999)
+        // Far from float32's errors (1e-6 on logits, 2e-6 relative on gradients): the bf16 path really ran.
+        #expect(m.logits > 1e-5)
+        #expect(m.gradientRelative > 2e-5)
+    }
+
+    @Test("bf16 products refuse a float64 tape")
+    func bf16NeedsFloat() throws {
+        let tape = Tape<Double>(pool: WorkerPool(threads: 1))
+        #expect(throws: TrainingError.invalidConfiguration("bf16 products need a Float tape, not Double")) {
+            try tape.setProductPrecision(.bf16)
+        }
+        #expect(tape.productPrecision == .native)
     }
 
     @Test("float32 AdamW on the reference gradients matches the reference weights", arguments: ["untied", "tied"])

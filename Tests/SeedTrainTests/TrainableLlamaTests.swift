@@ -297,4 +297,55 @@ struct TrainableLlamaTests {
         }
         #expect(losses.last! < losses.first! * 0.5, "losses \(losses)")
     }
+
+    @Test(
+        "bf16 products: runs repeat bit for bit, differ from float32 by bf16 rounding, and AdamW drives the loss down")
+    func bf16Products() throws {
+        let configuration = LlamaConfiguration(
+            vocabularySize: 300, hiddenSize: 64, intermediateSize: 160, layerCount: 2, headCount: 4, kvHeadCount: 2,
+            contextLength: 128)
+        let tokens = Self.tokens(batch: 3, length: 100, vocabulary: 300)
+        func run(_ precision: ProductPrecision) throws -> (loss: Double, gradients: [Float], arena: Int) {
+            let model = try TrainableLlama<Float>(configuration: configuration, pool: WorkerPool(threads: 2), seed: 7)
+            try model.tape.setProductPrecision(precision)
+            var loss = 0.0
+            for _ in 0..<2 {  // the second step reuses the first one's memory
+                model.zeroGradients()
+                loss = try model.lossAndGradients(tokens: tokens, batchSize: 3)
+            }
+            return (loss, Array(model.parameters.flatGradients), model.tape.arenaBytes)
+        }
+        let first = try run(.bf16)
+        let second = try run(.bf16)
+        #expect(first.loss == second.loss)
+        #expect(first.gradients.map(\.bitPattern) == second.gradients.map(\.bitPattern))
+        let float32 = try run(.native)
+        #expect(first.loss != float32.loss)
+        #expect(abs(first.loss - float32.loss) < 1e-2 * float32.loss)
+        #expect(first.arena == float32.arena)
+        var dot = 0.0
+        var a = 0.0
+        var b = 0.0
+        for (x, y) in zip(first.gradients, float32.gradients) {
+            dot += Double(x) * Double(y)
+            a += Double(x) * Double(x)
+            b += Double(y) * Double(y)
+        }
+        #expect(dot / (a * b).squareRoot() > 0.999)
+
+        let pool = WorkerPool(threads: 2)
+        let model = try TrainableLlama<Float>(configuration: Self.configuration(), pool: pool, seed: 3)
+        try model.tape.setProductPrecision(.bf16)
+        let optimizer = try AdamW(
+            parameters: model.parameters, configuration: AdamWConfiguration(weightDecay: 0.0), pool: pool)
+        let batch = Self.tokens(batch: 2, length: 12)
+        var losses: [Double] = []
+        for _ in 0..<30 {
+            model.zeroGradients()
+            losses.append(try model.lossAndGradients(tokens: batch, batchSize: 2))
+            clipGradientNorm(model.parameters, maxNorm: 1, pool: pool)
+            optimizer.step(learningRate: 1e-2)
+        }
+        #expect(losses.last! < losses.first! * 0.5, "losses \(losses)")
+    }
 }

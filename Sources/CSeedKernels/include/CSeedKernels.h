@@ -1,6 +1,7 @@
-// Integer matrix-vector kernels for GGML block formats, written in C because Swift cannot reach the AVX-512 VNNI
-// and AVX2 integer dot-product instructions. Every entry point dispatches at run time (cpuid) to the best
-// implementation this CPU supports: AVX-512 VNNI, then AVX2, then portable scalar code.
+// Integer matrix-vector kernels for GGML block formats and the bf16 GEMM of mixed-precision training, written in C
+// because Swift cannot reach the AVX-512 VNNI / BF16 and AVX2 dot-product instructions. Every entry point
+// dispatches at run time (cpuid) to the best implementation this CPU supports: AVX-512 (BF16, VNNI), then AVX2,
+// then portable scalar code.
 //
 // The activation vector is quantized once per matrix input to 8 bits per 32-element block (`seed_quantize_q8`),
 // like llama.cpp's Q8_1: element i is approximately `scale[i / 32] * q[i]`. The kernels then multiply the
@@ -30,6 +31,9 @@ typedef enum {
     SEED_ISA_SCALAR = 0,
     SEED_ISA_AVX2 = 1,
     SEED_ISA_AVX512_VNNI = 2,
+    /// AVX-512 VNNI plus AVX-512 BF16 (`vdpbf16ps`, `vcvtne2ps2bf16`): the integer kernels run as at
+    /// `SEED_ISA_AVX512_VNNI`; the bf16 GEMM uses its own micro-kernel.
+    SEED_ISA_AVX512_BF16 = 3,
 } seed_isa;
 
 /// The best level this CPU supports.
@@ -84,6 +88,58 @@ void seed_gemm_q4_0_q8(
 void seed_gemm_q8_0_q8(
     const void *w, size_t row_bytes, int64_t row_begin, int64_t row_end, int64_t blocks, int64_t tokens,
     const int8_t *xq, const seed_q8_block *xs, float *y, int64_t y_stride);
+
+// ---- bf16 GEMM ------------------------------------------------------------------------------------------------
+//
+// C[M,N] (+)= op(A)[M,K] · op(B)[K,N] with float32 operands rounded to bfloat16 (round to nearest even; NaN stays a
+// quiet NaN; float32 subnormals become signed zeros, as `vcvtne2ps2bf16` does) while they are packed, products
+// summed in float32, float32 output. The products of two bf16 values are exact in float32, so the only rounding
+// besides the inputs' is the float32 summation.
+//
+// Packed layouts (uint16 bf16 elements; K is padded with zeros to `kp = seed_bf16_padded_depth(K)`, a multiple of
+// 2; the two elements of a K-pair are adjacent, so one 32-bit word holds a pair):
+//   - A: panels of SEED_BF16_TILE_ROWS rows; panel p starts at element p · TILE_ROWS · kp; within it the word of
+//     (row r, pair q) is at element 2 · (q · TILE_ROWS + r). Rows past M are zero.
+//   - B: panels of SEED_BF16_TILE_COLUMNS columns, the same way: the word of (column j, pair q) of panel p is at
+//     element p · TILE_COLUMNS · kp + 2 · (q · TILE_COLUMNS + j). Columns past N are zero.
+// Every ISA packs the same bits. The AVX-512 BF16 micro-kernel (`vdpbf16ps`) adds each K-pair's two products to
+// the float32 accumulator in one instruction; the portable one adds them one at a time (even element first). So
+// results agree across ISAs up to float32 summation order, never in how inputs were rounded.
+
+/// Rows of C per micro-kernel tile (the A panel height).
+#define SEED_BF16_TILE_ROWS 12
+/// Columns of C per micro-kernel tile (the B panel width).
+#define SEED_BF16_TILE_COLUMNS 32
+
+/// `k` rounded up to the packed depth (even).
+static inline int64_t seed_bf16_padded_depth(int64_t k) { return (k + 1) / 2 * 2; }
+
+/// bf16 bits of `x` rounded to nearest even (the packers' rounding; for tests and checks).
+uint16_t seed_float_to_bf16(float x);
+
+/// `dst[i] = bf16(src[i])` for `i < count` on the current ISA (for tests: every ISA must give the same bits).
+void seed_float_to_bf16_array(const float *src, int64_t count, uint16_t *dst);
+
+/// Packs A panels `[panel_begin, panel_end)` of `op(A)` (`[m, k]`; `A` is `[m, k]` with rows `lda` apart, or when
+/// `transpose` is nonzero `[k, m]` with rows `lda` apart) into `dst` (the whole packed A; see the layout above).
+void seed_bf16_pack_a(
+    const float *a, int64_t lda, int transpose, int64_t m, int64_t k, int64_t panel_begin, int64_t panel_end,
+    uint16_t *dst);
+
+/// Packs B panels `[panel_begin, panel_end)` of `op(B)` (`[k, n]`; `B` is `[k, n]` with rows `ldb` apart, or when
+/// `transpose` is nonzero `[n, k]` with rows `ldb` apart) into `dst` (the whole packed B).
+void seed_bf16_pack_b(
+    const float *b, int64_t ldb, int transpose, int64_t k, int64_t n, int64_t panel_begin, int64_t panel_end,
+    uint16_t *dst);
+
+/// `C[i, j] (+)= Σ_k A[i, k] B[k, j]` for the rows of A panels `[row_panel_begin, row_panel_end)` and the columns of
+/// B panels `[column_panel_begin, column_panel_end)` (clipped to `m` × `n`), from packed A and B of depth `kp`.
+/// Adds to C when `accumulate` is nonzero, else overwrites it. Each element of C is a sum over K in increasing
+/// order, blocked the same way whatever the panel ranges, so the result does not depend on how C is split.
+void seed_bf16_gemm_packed(
+    const uint16_t *packed_a, const uint16_t *packed_b, int64_t m, int64_t n, int64_t kp, int64_t row_panel_begin,
+    int64_t row_panel_end, int64_t column_panel_begin, int64_t column_panel_end, float *c, int64_t ldc,
+    int accumulate);
 
 #ifdef __cplusplus
 }
