@@ -70,12 +70,12 @@ struct BenchGemmCommand: ParsableCommand {
             let r = BFloat16ProductBenchmark.run(shape: shape, pool: pool, repeats: repeats, minimumSeconds: seconds)
             if json {
                 func list(_ v: [Double]) -> String {
-                    "[" + v.map { String(format: "%.1f", $0) }.joined(separator: ",") + "]"
+                    "[" + v.map { String(format: "%.3f", $0) }.joined(separator: ",") + "]"
                 }
                 writeOut(
                     "{\"shape\": \"\(shape)\", \"threads\": \(r.threads), \"kernels\": \"\(KernelInstructionSet.current)\", "
-                        + "\"bf16_gflop_s\": \(String(format: "%.1f", r.medianBF16)), "
-                        + "\"sgemm_gflop_s\": \(String(format: "%.1f", r.medianSgemm)), "
+                        + "\"bf16_gflop_s\": \(String(format: "%.3f", r.medianBF16)), "
+                        + "\"sgemm_gflop_s\": \(String(format: "%.3f", r.medianSgemm)), "
                         + "\"ratio\": \(String(format: "%.3f", r.ratio)), \"bf16_runs\": \(list(r.bf16)), "
                         + "\"sgemm_runs\": \(list(r.sgemm))}\n")
             } else {
