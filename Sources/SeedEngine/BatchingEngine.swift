@@ -427,10 +427,24 @@ public final class BatchingEngine: CompletionService, @unchecked Sendable {
     private func emitNextToken(_ sequence: ActiveSequence, logits: UnsafeMutableBufferPointer<Float>) {
         let options = sequence.request.options
         var report: [TokenLogprobs] = []
-        let logprobTable = sequence.request.topLogprobs.map { _ in LogprobTable(logits: UnsafeBufferPointer(logits)) }
+        let penalized = options.sampling.appliesPenalties
+        if sequence.request.topLogprobs != nil && penalized {
+            // The penalties change the logits in place; log-probabilities are of the raw ones.
+            sequence.rawLogits.removeAll(keepingCapacity: true)
+            sequence.rawLogits.append(contentsOf: logits)
+        }
         let next = sequence.sampler.sample(logits, history: sequence.tokens)
-        if let logprobTable, let top = sequence.request.topLogprobs {
-            report.append(logprobTable.report(chosen: next, top: top, tokenizer: tokenizer))
+        if let top = sequence.request.topLogprobs {
+            let entry =
+                penalized
+                ? sequence.rawLogits.withUnsafeBufferPointer { raw in
+                    LogprobTable.report(
+                        logits: raw, chosen: next, top: top, keys: &sequence.logprobKeys, tokenizer: tokenizer)
+                }
+                : LogprobTable.report(
+                    logits: UnsafeBufferPointer(logits), chosen: next, top: top, keys: &sequence.logprobKeys,
+                    tokenizer: tokenizer)
+            report.append(entry)
         }
         sequence.tokens.append(next)
         sequence.generated += 1
@@ -515,6 +529,10 @@ final class ActiveSequence: @unchecked Sendable {
     /// Leading full blocks already registered in (or taken from) the prefix cache.
     var registeredBlocks = 0
     var sampler: Sampler
+    /// The step's logits before penalties, when log-probabilities are asked for and penalties apply.
+    var rawLogits: [Float] = []
+    /// Scratch of the log-probability selection.
+    var logprobKeys: [UInt64] = []
     var decoder: StreamingDecoder
     var filter: StopStringFilter
     var generated = 0
@@ -561,39 +579,27 @@ final class ActiveSequence: @unchecked Sendable {
 }
 
 /// Log-probabilities of one step's raw logits (softmax at temperature 1, before penalties).
-struct LogprobTable {
-    let logits: [Float]
-    let logSumExp: Float
-
-    init(logits: UnsafeBufferPointer<Float>) {
-        self.logits = Array(logits)
-        let maxLogit = logits.max() ?? 0
+enum LogprobTable {
+    /// The chosen token's and the `top` most likely tokens' log-probabilities (ties: lower id first).
+    ///
+    /// - Parameters:
+    ///   - logits: `[vocab]` raw logits.
+    ///   - keys: scratch for the selection, kept by the caller between steps.
+    static func report(
+        logits: UnsafeBufferPointer<Float>, chosen: Int, top: Int, keys: inout [UInt64], tokenizer: BPETokenizer
+    ) -> TokenLogprobs {
+        var maxLogit = -Float.infinity
+        for v in logits where v > maxLogit { maxLogit = v }
         var sum: Float = 0
         for v in logits { sum += expf(v - maxLogit) }
-        logSumExp = maxLogit + logf(sum)
-    }
-
-    func report(chosen: Int, top: Int, tokenizer: BPETokenizer) -> TokenLogprobs {
+        let logSumExp = maxLogit + logf(sum)
         func candidate(_ id: Int) -> TokenCandidate {
             let bytes = (try? tokenizer.tokenBytes(for: id)) ?? []
             return TokenCandidate(
                 tokenID: id, text: String(decoding: bytes, as: UTF8.self), bytes: bytes,
                 logprob: logits[id] - logSumExp)
         }
-        var best: [Int] = []
-        if top > 0 {
-            // Partial selection of the `top` largest logits (ties: lower id first).
-            for id in logits.indices {
-                let v = logits[id]
-                if best.count < top {
-                    best.append(id)
-                    best.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-                } else if v > logits[best[top - 1]] {
-                    best[top - 1] = id
-                    best.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-                }
-            }
-        }
+        let best = top > 0 ? Sampler.topIDs(top, of: logits, keys: &keys) : []
         return TokenLogprobs(chosen: candidate(chosen), top: best.map(candidate))
     }
 }

@@ -355,4 +355,33 @@ private func waitUntilIdle(_ engine: BatchingEngine) async throws -> EngineStati
             #expect(step.chosen.logprob <= 0)
         }
     }
+
+    @Test func logprobsAreOfTheRawLogitsWhenPenaltiesApply() async throws {
+        let (model, tokenizer) = try load()
+        let engine = try BatchingEngine(model: model, tokenizer: tokenizer, modelID: "smollm2")
+        defer { engine.shutdown() }
+        let ids = tokenizer.encode(Self.prompts[5], addSpecial: true, parseSpecial: true)
+        var options = greedy(24)
+        options.sampling.repetitionPenalty = 3
+        let penalized = try await collect(
+            try engine.submit(CompletionRequest(promptTokens: ids, options: options, topLogprobs: 5)))
+        let plain = try await collect(
+            try engine.submit(CompletionRequest(promptTokens: ids, options: greedy(24), topLogprobs: 5)))
+        #expect(penalized.logprobs.count == penalized.summary?.completionTokens)
+        // The first step sees the same raw logits either way (only the prompt is in the history, and the report is
+        // of the logits before the penalty).
+        let first = try #require(penalized.logprobs.first)
+        let reference = try #require(plain.logprobs.first)
+        #expect(first.top.map(\.tokenID) == reference.top.map(\.tokenID))
+        #expect(zip(first.top, reference.top).allSatisfy { abs($0.logprob - $1.logprob) < 1e-5 })
+        // A strong penalty makes greedy pass over the raw favourite at some step ("1, 2, 3, 4," repeats commas);
+        // with the report taken after the penalty the chosen token would always be the top one.
+        #expect(penalized.logprobs.contains { $0.chosen.tokenID != $0.top[0].tokenID })
+        for step in penalized.logprobs {
+            #expect(zip(step.top, step.top.dropFirst()).allSatisfy { $0.logprob >= $1.logprob })
+            if let same = step.top.first(where: { $0.tokenID == step.chosen.tokenID }) {
+                #expect(same.logprob == step.chosen.logprob)
+            }
+        }
+    }
 }
